@@ -1,0 +1,138 @@
+"""Command line: ``python -m seglib {run,report,predict,synth,bench} --help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip().lower() for t in text.split(",") if t.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+
+
+def cmd_run(a) -> None:
+    from . import experiment
+
+    cfgs = experiment.configs(
+        a.preset,
+        nets=a.nets or experiment.NETS,
+        losses_=a.losses or experiment.LOSSES,
+        seeds=a.seeds,
+        data=a.data,
+        epochs=a.epochs,
+        size=a.size,
+        width=a.width,
+        batch_size=a.batch_size,
+        lr=a.lr,
+    )
+    experiment.run_grid(cfgs, a.out, device=a.device, quiet=a.quiet or None)
+    if not a.no_report:
+        cmd_report(argparse.Namespace(results=a.out, diag=a.diag, md=None, device=a.device))
+
+
+def cmd_report(a) -> None:
+    from . import plots, report
+
+    results = Path(a.results)
+    if not results.is_dir():
+        raise FileNotFoundError(f"{results}: no such results folder")
+    md = Path(a.md) if a.md else results / "REPORT.md"
+    written = plots.write_all(results, Path(a.diag))
+    from .examples import write_predictions
+
+    written += write_predictions(results, Path(a.diag), device=a.device)
+    text = report.write_report(results, md)
+    print(text)
+    print(f"wrote {md} and {len(written)} figures in {a.diag}")
+
+
+def cmd_predict(a) -> None:
+    from .predict import DEFAULT_WEIGHTS, predict_files
+
+    for p in predict_files(a.weights or DEFAULT_WEIGHTS, a.images, a.out, device=a.device):
+        print(p)
+
+
+def cmd_synth(a) -> None:
+    from .data import make_synthetic_ph2
+
+    print(make_synthetic_ph2(a.root, n=a.n, seed=a.seed))
+
+
+def cmd_bench(a) -> None:
+    from benchmarks.throughput import main as bench_main  # noqa: PLC0415
+
+    bench_main(a.rest)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="train the grid (resumes), then write the report")
+    r.add_argument("--preset", default="smoke", help="smoke | cpu | course (default smoke)")
+    r.add_argument("--data", help="PH2 folder or archive, 'synthetic' or 'download'")
+    r.add_argument("--nets", type=_csv, help="comma list of segnet,unet,unet2 (default all)")
+    r.add_argument("--losses", type=_csv, help="comma list of bce,dice,focal,correlation,...")
+    r.add_argument("--seeds", type=_ints, default=[0], help="comma list of seeds (default 0)")
+    r.add_argument("--epochs", type=int)
+    r.add_argument("--size", type=int, help="image side in pixels (multiple of 2**depth)")
+    r.add_argument("--width", type=int, help="channels of the first stage")
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--lr", type=float)
+    r.add_argument("--out", default="runs", help="results folder (default runs)")
+    r.add_argument("--diag", default="diag", help="figures folder (default diag)")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--quiet", action="store_true", help="one line per run, no progress bars")
+    r.add_argument("--no-report", action="store_true", help="skip the table and figures")
+    r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("report", help="table, summary and figures from a results folder")
+    rp.add_argument("results", help="results folder written by `run`")
+    rp.add_argument("--diag", default="diag", help="figures folder (default diag)")
+    rp.add_argument("--md", help="markdown report path (default RESULTS/REPORT.md)")
+    rp.add_argument("--device", default="cpu", help="device for the prediction examples")
+    rp.set_defaults(func=cmd_report)
+
+    pr = sub.add_parser("predict", help="write <stem>_mask.png for each image")
+    pr.add_argument("images", nargs="+", help="image files (BMP, PNG, JPEG)")
+    pr.add_argument("--weights", help="checkpoint (default: the shipped weights/best.pt)")
+    pr.add_argument("--out", default=".", help="output folder (default .)")
+    pr.add_argument("--device", default="cpu")
+    pr.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("synth", help="write a synthetic PH2-like dataset")
+    s.add_argument("root", help="folder to write PH2Dataset/ into")
+    s.add_argument("--n", type=int, default=200)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synth)
+
+    b = sub.add_parser("bench", help="throughput: plain loop vs seglib's fit (see benchmarks/)")
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, KeyboardInterrupt) as e:
+        if isinstance(e, KeyboardInterrupt):
+            print("interrupted; rerun the same command to resume", file=sys.stderr)
+            return 130
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""PH2 data: load (find the cases, decode, resize, binarise, cache), split; re-exports fetch and
+synthetic data.
+
+Resizing, the same at every size: images are converted to RGB and resized with Pillow's bilinear
+filter, which is anti-aliased when shrinking (its support widens with the scale factor, so each
+output pixel averages the input pixels it covers). Masks of any mode (1-bit, L, RGB 0/255; L with
+0/1 values too) are converted to grayscale in [0, 1], resized the same way as floats, then
+binarised at 0.5. Aspect ratio is not kept (PH2 images are about 4:3; every size is square).
+
+Loaded tensors are cached per (dataset identity, size) in ``cache_dir()/tensors``: an archive is
+identified by its name, size and modification time, a folder by its path and the size and
+modification time of every image and mask file it uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .fetch import (
+    IMAGES_DIR,
+    PH2_URL,
+    PH2Error,
+    archive_key,
+    cache_dir,
+    extract_cached,
+    fetch_ph2,
+    find_images_dir,
+    is_case_dir,
+    progress_disabled,
+)
+from .store import save_torch
+from .synth import make_synthetic_ph2
+
+__all__ = [
+    "IMAGES_DIR",
+    "PH2_URL",
+    "PH2Data",
+    "PH2Error",
+    "cache_dir",
+    "case_files",
+    "fetch_ph2",
+    "load_ph2",
+    "make_synthetic_ph2",
+    "read_image",
+    "read_mask",
+    "split_indices",
+]
+
+IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg")
+_CACHE_FORMAT = 1  # bump when decoding changes, to invalidate cached tensors
+
+
+@dataclass
+class PH2Data:
+    """Loaded PH2: ``images`` uint8 (N,3,H,W), ``masks`` uint8 0/1 (N,1,H,W), ``names`` sorted."""
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+# --- finding the files -----------------------------------------------------------------------
+
+
+def _image_in(case: Path, suffix: str, what: str) -> Path:
+    """The image file in ``case/<name><suffix>/``, preferring one named after the folder."""
+    folder = case / f"{case.name}{suffix}"
+    files = sorted(f for f in folder.glob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise PH2Error(f"{case}: no {what} (expected a BMP/PNG/JPEG file in {folder})")
+    preferred = [f for f in files if f.stem in (case.name, f"{case.name}{suffix}")]
+    return (preferred or files)[0]
+
+
+def case_files(images_dir: Path) -> list[tuple[str, Path, Path]]:
+    """``(name, image, mask)`` for each ``IMDnnn`` case folder in ``images_dir``, sorted by name.
+    Anything else in the folder, and the ``IMDnnn_roi`` colour masks, are ignored."""
+    cases = sorted((c for c in Path(images_dir).iterdir() if is_case_dir(c)), key=lambda c: c.name)
+    if not cases:
+        raise PH2Error(f"{images_dir}: no PH2 case folders (IMDnnn)")
+    return [
+        (
+            c.name,
+            _image_in(c, "_Dermoscopic_Image", "dermoscopic image"),
+            _image_in(c, "_lesion", "lesion mask"),
+        )
+        for c in cases
+    ]
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+
+def _open(path: Path) -> Image.Image:
+    """Fully decoded image; PH2Error naming the file if it is empty, truncated or unreadable."""
+    if path.stat().st_size == 0:
+        raise PH2Error(f"{path}: empty file (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except Exception as e:  # PIL raises many types for bad files
+        raise PH2Error(f"{path}: unreadable or truncated image ({type(e).__name__}: {e})") from e
+
+
+def read_image(path: Path, size: int) -> np.ndarray:
+    """RGB image resized to ``size`` x ``size`` (anti-aliased bilinear), uint8 (size, size, 3)."""
+    im = _open(Path(path)).convert("RGB")
+    return np.asarray(im.resize((size, size), Image.BILINEAR))
+
+
+def read_mask(path: Path, size: int) -> np.ndarray:
+    """Binary mask resized to ``size`` x ``size``: grayscale in [0, 1] (0/255 or 0/1 input),
+    resized as float (anti-aliased bilinear), then ``> 0.5``; uint8 0/1 (size, size)."""
+    gray = np.asarray(_open(Path(path)).convert("L"), dtype=np.float32)
+    gray /= 1.0 if gray.max() <= 1 else 255.0
+    small = Image.fromarray(gray).resize((size, size), Image.BILINEAR)
+    return (np.asarray(small) > 0.5).astype(np.uint8)
+
+
+def _decode(cases: list[tuple[str, Path, Path]], size: int, progress: bool | None) -> PH2Data:
+    images = np.empty((len(cases), size, size, 3), np.uint8)
+    masks = np.empty((len(cases), size, size), np.uint8)
+    bar = tqdm(cases, desc=f"PH2 {size}px", unit="img", disable=progress_disabled(progress))
+    for i, (_, image, mask) in enumerate(bar):
+        images[i], masks[i] = read_image(image, size), read_mask(mask, size)
+    return PH2Data(
+        images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+        masks=torch.from_numpy(masks)[:, None].contiguous(),
+        names=[name for name, _, _ in cases],
+    )
+
+
+# --- cache -----------------------------------------------------------------------------------
+
+
+def _folder_identity(images_dir: Path, cases: list[tuple[str, Path, Path]]) -> str:
+    parts = [str(Path(images_dir).resolve())]
+    for name, image, mask in cases:
+        for f in (image, mask):
+            st = f.stat()
+            parts.append(f"{name}/{f.parent.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def _cache_file(identity: str, size: int) -> Path:
+    digest = hashlib.sha256(f"{_CACHE_FORMAT}\n{identity}".encode()).hexdigest()[:20]
+    return cache_dir() / "tensors" / f"ph2-{digest}-{size}.pt"
+
+
+def _read_cache(path: Path, size: int) -> PH2Data | None:
+    """Cached tensors, or None when absent or unreadable (then they are rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+        data = PH2Data(images=d["images"], masks=d["masks"], names=list(d["names"]))
+    except Exception:
+        return None
+    n = len(data)
+    ok = data.images.shape == (n, 3, size, size) and data.masks.shape == (n, 1, size, size)
+    return data if ok else None
+
+
+# --- public ----------------------------------------------------------------------------------
+
+
+def load_ph2(
+    root: Path, size: int = 256, *, cache: bool = True, progress: bool | None = None
+) -> PH2Data:
+    """Load PH2 (or synthetic PH2) as ``size`` x ``size`` tensors, sorted by case name.
+
+    Args:
+        root: the folder that contains ``PH2 Dataset images``, that folder itself, the top
+            ``PH2Dataset`` folder, or an archive of them (RAR, ZIP, TAR, TAR.GZ/XZ/BZ2), which is
+            extracted once into ``cache_dir()`` (never beside the archive).
+        size: output side in pixels.
+        cache: read and write the processed-tensor cache in ``cache_dir()/tensors``.
+        progress: show a progress bar (default: tqdm decides; off when env ``CI`` is set).
+
+    Returns:
+        PH2Data with ``images`` uint8 (N,3,size,size), ``masks`` uint8 0/1 (N,1,size,size) and
+        ``names`` ("IMD002", ...).
+
+    Raises:
+        PH2Error: root not found, no case folders, a case without image or mask, an unreadable,
+            truncated or empty image, or a corrupt archive; the message names the path.
+    """
+    if int(size) != size or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise PH2Error(f"{root}: not found (expected a PH2 folder or archive)")
+    if root.is_file():
+        identity, cases = f"archive {archive_key(root)}", None  # cheap: no extraction when cached
+    else:
+        images_dir = find_images_dir(root)
+        cases = case_files(images_dir)
+        identity = _folder_identity(images_dir, cases)
+    path = _cache_file(identity, size)
+    if cache and (data := _read_cache(path, size)) is not None:
+        return data
+    if cases is None:
+        cases = case_files(find_images_dir(extract_cached(root)))
+    data = _decode(cases, size, progress)
+    if cache:
+        save_torch(path, {"images": data.images, "masks": data.masks, "names": data.names})
+    return data
+
+
+def split_indices(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random (train, val, test) index arrays, 50% / 25% / 25% (100/50/50 for n=200).
+
+    val and test get ``n // 4`` each, train the rest; each array is sorted. The permutation is
+    ``numpy.random.default_rng(seed).permutation(n)``, so the split is deterministic per seed.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = n_test = n // 4
+    n_train = n - n_val - n_test
+    train, val, test = np.split(perm, [n_train, n_train + n_val])
+    return np.sort(train), np.sort(val), np.sort(test)

@@ -1,0 +1,49 @@
+"""Prediction examples: for each net, its best run's checkpoint on a few test images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import store
+from .data import split_indices
+from .predict import load_model
+from .predplot import plot_predictions
+
+
+def write_predictions(out: Path, diag: Path, n: int = 4, device: str = "cpu") -> list[Path]:
+    """Write ``diag/predictions_<net>.svg``: the first ``n`` test images with the truth and the
+    prediction of each loss's run for that net (seed 0 best checkpoints). Runs whose ``best.pt``
+    or dataset is not available (e.g. committed results without checkpoints) are skipped."""
+    from .experiment import resolve_data
+
+    runs = [r for r in store.load_runs(out) if r["test"] and (r["dir"] / "best.pt").exists()]
+    by_net: dict[str, list[dict]] = {}
+    for r in runs:
+        if r["config"].get("seed", 0) == min(x["config"].get("seed", 0) for x in runs):
+            by_net.setdefault(r["config"]["net"], []).append(r)
+    written, cache = [], {}
+    for net, group in sorted(by_net.items()):
+        cfg = group[0]["config"]
+        key = (cfg["data"], cfg["size"])
+        try:
+            if key not in cache:
+                cache[key] = resolve_data(cfg["data"], cfg["size"], quiet=True)
+        except (OSError, ValueError) as e:
+            print(f"predictions: skipped {net} ({e})")
+            continue
+        data = cache[key]
+        test = torch.as_tensor(split_indices(len(data), cfg["split_seed"])[2][:n])
+        images, masks = data.images[test], data.masks[test]
+        preds = {}
+        for r in group:
+            model, rcfg, norm = load_model(r["dir"] / "best.pt", device)
+            with torch.inference_mode():
+                x = images.float().div(255).to(device)
+                preds[f"{net}+{rcfg['loss']}"] = (model((x - norm[0]) / norm[1]) > 0).cpu()
+        path = Path(diag) / f"predictions_{net}.svg"
+        titles = [data.names[i] for i in test.tolist()]
+        plot_predictions(images, masks, preds, path=path, titles=titles)
+        written.append(path)
+    return written

@@ -1,0 +1,134 @@
+"""The experiment grid: nets x losses x seeds, named presets, resumable results store.
+
+Re-running the same grid resumes it: finished runs (``test.json`` present) are skipped, an
+interrupted run continues from its ``last.pt``; a run folder whose saved config differs from the
+requested one is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import losses, models, store
+from .data import fetch_ph2, load_ph2, make_synthetic_ph2, split_indices
+from .fetch import cache_dir
+from .train import RunConfig, fit
+
+NETS = ("segnet", "unet", "unet2")
+LOSSES = ("bce", "dice", "focal", "correlation")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Named training scale; any field can be overridden per call."""
+
+    name: str
+    data: str
+    size: int
+    width: int
+    epochs: int
+    batch_size: int
+    lr: float = 3e-3
+    depth: int = 4
+
+
+PRESETS = {
+    # Synthetic data, tiny scale: the README's main job and CI's end-to-end check.
+    "smoke": Preset("smoke", "synthetic", size=64, width=4, epochs=2, batch_size=16, depth=3),
+    # Real PH2 at 128 px, width 8: the reference study, feasible on a 2-core CPU.
+    "cpu": Preset("cpu", "download", size=128, width=8, epochs=100, batch_size=8),
+    # The original course scale, for GPU users.
+    "course": Preset("course", "download", size=256, width=64, epochs=200, batch_size=25, lr=1e-3),
+}
+
+
+class ConfigMismatch(ValueError):
+    """A run folder holds a run with a different config."""
+
+
+def resolve_data(data: str, size: int, quiet: bool = False):
+    """Load the dataset named by ``data``: a path (folder or archive), "synthetic" or "download"."""
+    if data == "synthetic":
+        root = make_synthetic_ph2(cache_dir() / "synthetic", n=200, seed=0)
+    elif data == "download":
+        root = fetch_ph2(cache_dir() / "ph2")
+    else:
+        root = Path(data).expanduser()
+        if not root.exists():
+            raise FileNotFoundError(f"--data {data}: no such file or folder")
+    return load_ph2(root, size=size, progress=None if not quiet else False)
+
+
+def configs(
+    preset: str = "smoke",
+    nets=NETS,
+    losses_=LOSSES,
+    seeds=(0,),
+    **overrides,
+) -> list[RunConfig]:
+    """The grid's run configs, in run order (net, loss, seed)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    for n in nets:
+        if n not in models.NAMES:
+            raise ValueError(f"unknown net {n!r}; choose from {', '.join(models.NAMES)}")
+    for lo in losses_:
+        if lo not in losses.NAMES:
+            raise ValueError(f"unknown loss {lo!r}; choose from {', '.join(losses.NAMES)}")
+    base = dataclasses.asdict(PRESETS[preset])
+    base["preset"] = base.pop("name")
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    k = 2 ** base["depth"]
+    if base["size"] % k or base["size"] < k:
+        raise ValueError(f"--size {base['size']}: must be a multiple of 2**depth = {k}")
+    return [
+        RunConfig(net=n, loss=lo, seed=s, **base) for n in nets for lo in losses_ for s in seeds
+    ]
+
+
+def check_config(run_dir: Path, cfg: RunConfig) -> None:
+    """Refuse to mix a run folder with a different config."""
+    saved = store.read_json(run_dir / "config.json")
+    if saved is None:
+        return
+    want = cfg.to_dict()
+    diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
+    if diff:
+        what = ", ".join(f"{k}: saved {a!r} vs requested {b!r}" for k, (a, b) in diff.items())
+        raise ConfigMismatch(
+            f"{run_dir} holds a run with another config ({what}); "
+            "use another --out or delete that folder"
+        )
+
+
+def run_grid(
+    cfgs: list[RunConfig],
+    out: Path,
+    device: str = "auto",
+    quiet: bool | None = None,
+) -> list[dict]:
+    """Train every config into ``out/<net>_<loss>_s<seed>/`` (resuming) and return test results."""
+    out = Path(out)
+    quiet = bool(os.environ.get("CI")) if quiet is None else quiet
+    for cfg in cfgs:  # refuse before any work is done
+        check_config(out / store.run_name(cfg.net, cfg.loss, cfg.seed), cfg)
+    datasets, results = {}, []
+    t0 = time.perf_counter()
+    for cfg in cfgs:
+        run_dir = out / store.run_name(cfg.net, cfg.loss, cfg.seed)
+        if store.read_json(run_dir / "test.json") is not None:
+            results.append(store.read_json(run_dir / "test.json"))
+            continue
+        key = (cfg.data, cfg.size)
+        if key not in datasets:
+            datasets[key] = resolve_data(cfg.data, cfg.size, quiet)
+        data = datasets[key]
+        split = split_indices(len(data), seed=cfg.split_seed)
+        results.append(fit(cfg, data, split, run_dir, device=device, quiet=quiet))
+    if quiet:
+        print(f"grid: {len(cfgs)} runs in {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
+    return results

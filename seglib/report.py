@@ -1,0 +1,162 @@
+"""Markdown report of a results folder: test tables, the ORIGINAL report's table, and a summary.
+
+Every sentence about a result is computed from the runs (see ``summary``); the only typed numbers
+are the ORIGINAL report's, ``ORIGINAL_SCORES``, kept for comparison.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .analysis import (
+    ORIGINAL_EPOCHS,
+    ORIGINAL_SCORES,
+    cells,
+    convergence_epoch,
+    display,
+    find_spikes,
+    finished_values,
+    fmt_cell,
+    losses_of,
+    nets_of,
+)
+from .store import load_runs
+from .summary import (
+    CONVERGED,
+    OVERFIT_GAP,
+    SPIKE_DROP,
+    SPIKE_WINDOW,
+    params_text,
+    run_stats,
+    summary,
+)
+
+__all__ = [
+    "ORIGINAL_SCORES",
+    "ORIGINAL_EPOCHS",
+    "CONVERGED",
+    "OVERFIT_GAP",
+    "SPIKE_DROP",
+    "SPIKE_WINDOW",
+    "table",
+    "original_table",
+    "comparison",
+    "summary",
+    "run_stats",
+    "details",
+    "find_spikes",
+    "convergence_epoch",
+    "fmt_cell",
+    "write_report",
+]
+
+METRICS = {"score": "course score", "iou": "IoU", "dice": "Dice"}
+
+
+def _markdown(rows: list[str], cols: list[str], cell) -> str:
+    lines = ["| | " + " | ".join(display(c) for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for r in rows:
+        lines.append(f"| {display(r)} | " + " | ".join(cell(r, c) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def _bold_best(values: dict, text: dict) -> dict:
+    best = max(values.values(), default=None)
+    return {k: f"**{t}**" if values.get(k) == best else t for k, t in text.items()}
+
+
+def table(runs: list[dict], metric: str = "score", digits: int = 3) -> str:
+    """Markdown test table, rows nets and columns losses (finished runs only); best mean in bold.
+
+    ``metric``: a test.json key, "score" (course score), "iou" or "dice".
+    """
+    groups = cells([r for r in runs if r.get("test")])
+    vals = {k: finished_values(rs, metric) for k, rs in groups.items()}
+    means = {k: float(np.mean(v)) for k, v in vals.items() if v}
+    text = _bold_best(means, {k: fmt_cell(v, digits) for k, v in vals.items()})
+    return _markdown(nets_of(runs), losses_of(runs), lambda n, lo: text.get((n, lo), "–"))
+
+
+def original_table() -> str:
+    """The ORIGINAL report's test table (course score), best in bold, same layout as ``table``."""
+    text = _bold_best(ORIGINAL_SCORES, {k: f"{v:.3f}" for k, v in ORIGINAL_SCORES.items()})
+    nets = list(dict.fromkeys(n for n, _ in ORIGINAL_SCORES))
+    losses = list(dict.fromkeys(lo for _, lo in ORIGINAL_SCORES))
+    return _markdown(nets, losses, lambda n, lo: text[(n, lo)])
+
+
+def comparison(runs: list[dict], digits: int = 3) -> str:
+    """Per cell: our mean test course score, the original's, and ours minus original."""
+
+    def cell(net, loss):
+        ours = finished_values(cells(runs).get((net, loss), []), "score")
+        orig = ORIGINAL_SCORES.get((net, loss))
+        if not ours:
+            return "–" if orig is None else f"– vs {orig:.{digits}f}"
+        m = float(np.mean(ours))
+        if orig is None:
+            return f"{m:.{digits}f} vs –"
+        return f"{m:.{digits}f} vs {orig:.{digits}f} ({m - orig:+.{digits}f})"
+
+    return _markdown(nets_of(runs), losses_of(runs), cell)
+
+
+def details(runs: list[dict]) -> str:
+    """Markdown table, one row per run with a history: the numbers behind ``summary``."""
+    stats = [
+        run_stats(r) for rs in cells([r for r in runs if r.get("history")]).values() for r in rs
+    ]
+    head = (
+        "| run | epochs | best val score (epoch) | final val score | 95% score at | 95% IoU at "
+        "| final train-val IoU | final train / val loss | spikes (epoch: depth) | params "
+        "| train min |\n" + "|---" * 11 + "|"
+    )
+    rows = []
+    for s in stats:
+        spikes = ", ".join(f"{e}: {d:.2f}" for e, d in s["spikes"]) or "–"
+        mins = "?" if s["seconds"] is None else f"{s['seconds'] / 60:.1f}"
+        rows.append(
+            f"| {s['label']} | {s['epochs']} | {s['best_val_score']:.3f} ({s['best_val_epoch']}) "
+            f"| {s['final_val_score']:.3f} | {s['conv_score']} | {s['conv_iou']} "
+            f"| {s['iou_gap']:+.3f} | {s['train_loss']:.3f} / {s['val_loss']:.3f} | {spikes} "
+            f"| {params_text(s['params'])} | {mins} |"
+        )
+    return "\n".join([head, *rows])
+
+
+def write_report(out, path) -> str:
+    """Write the tables and summary of results folder ``out`` to markdown ``path``; return it."""
+    runs = load_runs(out)
+    parts = ["# Results", ""]
+    for metric, name in METRICS.items():
+        parts += [
+            f"## Test {name} (mean ± sample std over seeds where several)",
+            "",
+            table(runs, metric),
+            "",
+        ]
+    parts += [
+        f"## ORIGINAL report's test course score ({ORIGINAL_EPOCHS} epochs, last epoch)",
+        "",
+        original_table(),
+        "",
+        "## Ours vs original (test course score, ours - original)",
+        "",
+        comparison(runs),
+        "",
+        "## Summary",
+        "",
+        summary(runs),
+        "",
+        "## Per-run details",
+        "",
+        details(runs),
+        "",
+    ]
+    text = "\n".join(parts)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return text

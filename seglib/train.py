@@ -1,0 +1,229 @@
+"""One training run: ``fit(cfg, data, out_dir)``.
+
+Reads top to bottom: build net and loss, then per epoch train, validate, checkpoint; at the end
+evaluate the best checkpoint (by val IoU) on the test split. Every epoch leaves ``last.pt`` (model,
+optimizer, scheduler, RNG, history) so a crash or ``kill -9`` loses at most the epoch in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import losses, metrics, models, store
+from .augment import augment
+from .device import Runtime, runtime
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one run (saved as ``config.json``)."""
+
+    net: str = "unet"
+    loss: str = "bce"
+    seed: int = 0
+    split_seed: int = 0
+    size: int = 128
+    width: int = 16
+    depth: int = 4
+    epochs: int = 40
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # "cosine" | "plateau" | "none"
+    augment: bool = True
+    loss_kw: dict = field(default_factory=dict)
+    data: str = "synthetic"
+    preset: str = "custom"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _batches(n: int, bs: int, gen: torch.Generator | None = None):
+    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
+    return [order[i : i + bs] for i in range(0, n, bs)]
+
+
+def _prep(rt: Runtime, images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor, norm):
+    x = images[idx.to(images.device)]
+    y = masks[idx.to(masks.device)]
+    x = x.to(rt.device, non_blocking=True).float().div_(255).sub_(norm[0]).div_(norm[1])
+    y = y.to(rt.device, non_blocking=True).float()
+    return rt.format(x), rt.format(y)
+
+
+@torch.inference_mode()
+def evaluate(model, loss_fn, rt: Runtime, images, masks, norm, bs: int = 32) -> dict:
+    """Per-image metrics and the mean loss of ``model`` in eval mode.
+
+    Returns a dict of (N,) CPU tensors ``iou``, ``dice``, ``score`` and float ``loss``."""
+    model.eval()
+    out = {"iou": [], "dice": [], "score": []}
+    total = torch.zeros((), device=rt.device)
+    for idx in _batches(len(images), bs):
+        x, y = _prep(rt, images, masks, idx, norm)
+        with rt.autocast():
+            logits = model(x)
+        total += losses_sum(loss_fn, logits, y)
+        for k, v in metrics.summarise(metrics.from_logits(logits), y).items():
+            out[k].append(v)
+    res = {k: torch.cat(v).cpu() for k, v in out.items()}
+    res["loss"] = total.item() / len(images)
+    return res
+
+
+def losses_sum(loss_fn, logits, y):
+    """Batch loss times batch size, so that epoch means weight every image equally."""
+    return loss_fn(logits, y).detach() * len(y)
+
+
+def _scheduler(cfg: RunConfig, opt):
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=cfg.epochs, eta_min=cfg.lr / 50
+        )
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=5)
+    if cfg.schedule == "none":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; choose cosine, plateau or none")
+
+
+def norm_stats(images: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and std of uint8 images in [0,1] units, shape (2,1,3,1,1)."""
+    x = images.float().div(255)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return torch.stack([mean, std]).view(2, 1, 3, 1, 1)
+
+
+def fit(cfg: RunConfig, data, split, out_dir: Path, device: str = "auto", quiet: bool = False):
+    """Train one run and return its test metrics dict (also written to ``test.json``).
+
+    Args:
+        cfg: the run's config. data: a ``PH2Data`` (uint8 images, 0/1 masks) at ``cfg.size``.
+        split: (train, val, test) index arrays. out_dir: the run folder (resumed if present).
+        device: "auto", "cpu", "cuda" or any torch device string. quiet: no progress bar.
+    """
+    out_dir = Path(out_dir)
+    finished = store.read_json(out_dir / "test.json")
+    if finished is not None:
+        return finished
+    rt = runtime(device)
+    torch.manual_seed(cfg.seed)
+    model = rt.format(models.build(cfg.net, width=cfg.width, depth=cfg.depth).to(rt.device))
+    loss_fn = losses.build(cfg.loss, **cfg.loss_kw)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = _scheduler(cfg, opt)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    tr, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
+    images, masks = rt.resident(data.images), rt.resident(data.masks)
+    norm = norm_stats(data.images[tr]).to(rt.device)
+    history, best, start = [], -1.0, 0
+    last = out_dir / "last.pt"
+    if last.exists():
+        state = torch.load(last, map_location=rt.device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        history, best, start = state["history"], state["best"], state["epoch"]
+    store.write_json(out_dir / "config.json", cfg.to_dict())
+
+    bar = tqdm(
+        range(start, cfg.epochs),
+        initial=start,
+        total=cfg.epochs,
+        desc=out_dir.name,
+        disable=quiet,
+        leave=True,
+        dynamic_ncols=True,
+    )
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=rt.device)
+        inter = torch.zeros((), device=rt.device)
+        union = torch.zeros((), device=rt.device)
+        for idx in _batches(len(tr), cfg.batch_size, gen):
+            x, y = _prep(rt, images, masks, tr[idx], norm)
+            if cfg.augment:
+                x, y = augment(x, y, gen)
+            with rt.autocast():
+                logits = model(x)
+            loss = loss_fn(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * len(idx)
+            pred = logits.detach() > 0
+            inter += (pred & (y > 0.5)).sum()
+            union += (pred | (y > 0.5)).sum()
+        val = evaluate(model, loss_fn, rt, images[va], masks[va], norm)
+        val_iou = val["iou"].mean().item()
+        lr = opt.param_groups[0]["lr"]
+        sched.step(val_iou) if cfg.schedule == "plateau" else sched.step()
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum.item() / len(tr),
+            "train_iou": (inter / union.clamp_min(1)).item(),
+            "val_loss": val["loss"],
+            "val_iou": val_iou,
+            "val_dice": val["dice"].mean().item(),
+            "val_score": val["score"].mean().item(),
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(row)
+        if val_iou > best:
+            best = val_iou
+            ckpt = {"model": model.state_dict(), "config": cfg.to_dict(), "norm": norm.cpu()}
+            store.save_torch(out_dir / "best.pt", ckpt | {"epoch": epoch + 1})
+        state = {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "gen": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": history,
+            "best": best,
+            "epoch": epoch + 1,
+        }
+        store.save_torch(last, state)
+        store.write_json(out_dir / "history.json", history)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{val_iou:.3f}")
+
+    best_ckpt = torch.load(out_dir / "best.pt", map_location=rt.device, weights_only=False)
+    model.load_state_dict(best_ckpt["model"])
+    test = evaluate(model, loss_fn, rt, images[te], masks[te], norm)
+    result = {
+        "iou": test["iou"].mean().item(),
+        "dice": test["dice"].mean().item(),
+        "score": test["score"].mean().item(),
+        "loss": test["loss"],
+        "iou_per_image": test["iou"].tolist(),
+        "dice_per_image": test["dice"].tolist(),
+        "score_per_image": test["score"].tolist(),
+        "names": [data.names[i] for i in te.tolist()],
+        "best_epoch": best_ckpt["epoch"],
+        "params": models.count_params(model),
+        "train_seconds": sum(h["seconds"] for h in history),
+        "device": rt.name,
+    }
+    store.write_json(out_dir / "test.json", result)
+    if quiet:
+        print(
+            f"{out_dir.name}: test IoU {result['iou']:.3f} Dice {result['dice']:.3f} "
+            f"score {result['score']:.3f} (best epoch {result['best_epoch']}, "
+            f"{result['train_seconds']:.0f} s)",
+            flush=True,
+        )
+    return result

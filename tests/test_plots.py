@@ -1,0 +1,164 @@
+"""plots: file names, zoom rule, legends, fixed colours, seed bands, byte-stable SVG."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seglib import plots
+from seglib.store import load_runs
+
+NETS = ["segnet", "unet", "unet2"]
+LOSSES = ["bce", "dice", "focal", "correlation"]
+ZOOMED = {("segnet", "bce"), ("unet", "focal"), ("unet2", "correlation")}  # early epochs dominate
+EPOCHS = 20
+
+
+def history(early: bool, shift: float = 0.0) -> list[dict]:
+    rows = []
+    for e in range(1, EPOCHS + 1):
+        # linear losses never need a zoom; 5 * 0.5**e + c is dominated by its first epochs
+        tl = 5 * 0.5**e + 0.1 if early else 0.5 - 0.02 * e
+        vl = 5 * 0.5**e + 0.2 if early else 0.6 - 0.015 * e
+        s = 0.8 * (1 - 0.8**e) + shift
+        rows.append(
+            dict(epoch=e, train_loss=tl, val_loss=vl, train_iou=s + 0.1, val_iou=s + 0.02,
+                 val_dice=s + 0.05, val_score=s, lr=1e-3, seconds=1.0)
+        )  # fmt: skip
+    return rows
+
+
+def write_run(out, net, loss, seed, hist, score=0.5, best_epoch=15):
+    d = out / f"{net}_{loss}_s{seed}"
+    d.mkdir(parents=True)
+    cfg = dict(net=net, loss=loss, seed=seed, size=64, epochs=EPOCHS)
+    (d / "config.json").write_text(json.dumps(cfg))
+    (d / "history.json").write_text(json.dumps(hist))
+    test = dict(
+        iou=score, dice=score, score=score, best_epoch=best_epoch, params=10, train_seconds=20
+    )
+    (d / "test.json").write_text(json.dumps(test))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    for net in NETS:
+        for loss in LOSSES:
+            write_run(out, net, loss, 0, history((net, loss) in ZOOMED), score=0.5)
+    write_run(out, "unet", "bce", 1, history(False, shift=0.1), score=0.7, best_epoch=12)
+    return out
+
+
+@pytest.fixture(scope="module")
+def written(results, tmp_path_factory):
+    diag = tmp_path_factory.mktemp("diag")
+    (diag / "unet_bce_loss_subset.svg").write_text("stale")  # unet_bce needs no zoom
+    return diag, plots.write_all(results, diag)
+
+
+def test_needs_zoom_rule():
+    e = np.arange(1, 21)
+    assert plots.needs_zoom(5 * 0.5**e + 0.1)  # first epochs dominate
+    assert not plots.needs_zoom(1.0 - 0.04 * e)  # linear: tail range ~3/4 of full
+    assert not plots.needs_zoom(np.full(20, 0.3))  # flat
+    assert not plots.needs_zoom([5.0, 1.0, 0.5, 0.4, 0.3])  # too short to judge
+    spike = 1.0 - 0.01 * e
+    spike[16] = 10.0  # one late spike squeezes the trend
+    assert plots.needs_zoom(spike)
+    assert plots.needs_zoom(np.vstack([5 * 0.5**e + 0.1, 5 * 0.5**e + 0.2]))
+    lo, hi = plots.zoom_limits(spike)
+    assert lo == pytest.approx(spike[5:].min()) and hi < 1.0
+
+
+def test_write_all_names(written):
+    diag, paths = written
+    expected = {f"{n}_{lo}_{kind}.svg" for n in NETS for lo in LOSSES for kind in ("loss", "score")}
+    expected |= {f"{n}_{lo}_loss_subset.svg" for n, lo in ZOOMED}
+    expected |= {f"{n}_score.svg" for n in NETS} | {f"{lo}_score.svg" for lo in LOSSES}
+    expected |= {"best_score.svg"}
+    assert len(expected) == 35
+    assert {p.name for p in paths} == expected
+    assert {p.name for p in diag.iterdir()} == expected  # the stale subset file is gone
+    assert all(p.stat().st_size < 200_000 for p in paths)
+
+
+def test_every_svg_has_a_legend(written):
+    _, paths = written
+    for p in paths:
+        text = p.read_text()
+        assert 'id="legend_1"' in text, p.name
+        assert "Date" not in text and "Matplotlib v" not in text
+
+
+def test_figures_axes_legends_colours(results):
+    figs = plots.figures(load_runs(results))
+    for name, fig in figs.items():
+        (ax,) = fig.axes
+        assert ax.get_legend() is not None, name
+        assert ax.get_xlabel() == "epoch" and ax.get_ylabel(), name
+    bce = figs["bce_score.svg"].axes[0]
+    assert [ln.get_color() for ln in bce.lines] == [plots.NET_COLORS[n] for n in NETS]
+    unet = figs["unet_score.svg"].axes[0]
+    assert [ln.get_color() for ln in unet.lines] == [plots.LOSS_COLORS[lo] for lo in LOSSES]
+    best = figs["best_score.svg"].axes[0]
+    widths = {ln.get_label(): ln.get_linewidth() for ln in best.lines}
+    top = max(widths, key=widths.get)
+    assert top.startswith("UNet+BCE") and "best" in top  # two seeds with the higher mean score
+
+
+def test_seed_band_and_best_epochs(results):
+    runs = [r for r in load_runs(results) if r["name"].startswith("unet_bce_")]
+    ax = plots.score_figure(runs).axes[0]
+    mean = np.mean([[h["val_score"] for h in r["history"]] for r in runs], axis=0)
+    assert np.allclose(ax.lines[0].get_ydata(), mean)
+    assert len(ax.collections) == 3  # a min-max band per series
+    marks = sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_linestyle() == "-.")
+    assert marks == [12, 15]
+
+
+def test_unknown_loss_and_colour_stable(tmp_path):
+    write_run(tmp_path, "unet", "tversky", 0, history(False))
+    write_run(tmp_path, "unet", "bce", 0, history(False))
+    figs = plots.figures(load_runs(tmp_path))
+    assert {"unet_tversky_loss.svg", "tversky_score.svg", "bce_score.svg"} <= set(figs)
+    labels = [ln.get_label() for ln in figs["unet_score.svg"].axes[0].lines]
+    assert labels == ["BCE", "Tversky"]  # known losses first
+    assert plots.color("tversky") == plots.color("tversky")
+    assert plots.color("tversky") not in {**plots.NET_COLORS, **plots.LOSS_COLORS}.values()
+
+
+def _predictions():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (2, 3, 200, 300), dtype=np.uint8)
+    masks = np.zeros((2, 1, 200, 300), dtype=np.uint8)
+    masks[:, :, 50:150, 80:220] = 1
+    preds = {"UNet+BCE": masks.astype(bool), "UNet+Dice": np.roll(masks, 40, axis=3) > 0}
+    return images, masks, preds
+
+
+def test_plot_predictions(tmp_path):
+    images, masks, preds = _predictions()
+    fig = plots.plot_predictions(images, masks, preds, tmp_path / "p.svg", titles=["a", "b"])
+    assert len(fig.axes) == 2 * 3 and fig.legends
+    assert all(max(ax.images[0].get_array().shape[:2]) <= 128 for ax in fig.axes)
+    assert "IoU 1.00" in fig.axes[1].get_title()
+    assert (tmp_path / "p.svg").stat().st_size < 400_000
+
+
+def test_svg_bytes_are_stable(results, tmp_path):
+    def build():
+        runs = load_runs(results)
+        unet_bce = [r for r in runs if r["name"].startswith("unet_bce_")]
+        return {
+            "score.svg": plots.score_figure(unet_bce),
+            "zoom.svg": plots.loss_subset_figure([r for r in runs if r["name"] == "unet_focal_s0"]),
+            "best.svg": plots.best_figure(runs),
+            "pred.svg": plots.plot_predictions(*_predictions()),
+        }
+
+    for i in (1, 2):
+        for name, fig in build().items():
+            plots.save(fig, tmp_path / str(i) / name)
+    for name in ("score.svg", "zoom.svg", "best.svg", "pred.svg"):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name

@@ -1,0 +1,163 @@
+"""report: tables (best cell, mean ± std), original/comparison tables, spikes, convergence, summary."""
+
+import json
+import statistics
+
+import pytest
+
+from seglib import report
+from seglib.store import load_runs
+
+NETS = ["segnet", "unet", "unet2"]
+LOSSES = ["bce", "dice", "focal", "correlation"]
+EPOCHS = 20
+BEST = ("unet2", "focal")  # known best cell
+SEEDS = {("unet", "bce"): [0.70, 0.74]}  # the one cell with two seeds
+SPIKY = "unet_focal_s0"  # val score 0.7 -> 0.3 at epoch 12, back to 0.7 at epoch 14
+SMOOTH = [0.8 * (1 - 0.8**e) for e in range(1, EPOCHS + 1)]
+
+
+def score_of(net, loss):
+    return 0.9 if (net, loss) == BEST else 0.1 + 0.05 * NETS.index(net) + 0.01 * LOSSES.index(loss)
+
+
+def history(val_score, gap):
+    return [
+        dict(epoch=e, train_loss=0.3, val_loss=0.4, train_iou=s + gap, val_iou=s, val_dice=s,
+             val_score=s, lr=1e-3, seconds=1.0)
+        for e, s in enumerate(val_score, start=1)
+    ]  # fmt: skip
+
+
+def write_run(out, net, loss, seed, score, val_score=SMOOTH, gap=0.1, finished=True):
+    d = out / f"{net}_{loss}_s{seed}"
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps(dict(net=net, loss=loss, seed=seed, epochs=EPOCHS)))
+    (d / "history.json").write_text(json.dumps(history(val_score, gap)))
+    if finished:
+        test = dict(score=score, iou=score - 0.05, dice=score + 0.05, best_epoch=EPOCHS,
+                    params=1000 * (NETS.index(net) + 1), train_seconds=600)  # fmt: skip
+        (d / "test.json").write_text(json.dumps(test))
+
+
+def spiky_curve():
+    v = [min(0.7, 0.1 * e) for e in range(1, EPOCHS + 1)]
+    v[11], v[12] = 0.3, 0.5  # epochs 12 and 13
+    return v
+
+
+@pytest.fixture
+def runs(tmp_path):
+    for net in NETS:
+        for loss in LOSSES:
+            gap = 0.0 if net == "unet2" else 0.1  # 9 of 13 runs overfit
+            for seed, score in enumerate(SEEDS.get((net, loss), [score_of(net, loss)])):
+                curve = spiky_curve() if f"{net}_{loss}_s{seed}" == SPIKY else SMOOTH
+                write_run(tmp_path, net, loss, seed, score, curve, gap)
+    return load_runs(tmp_path)
+
+
+def cell(md, net, loss):
+    """Cell text of a markdown table by display names."""
+    lines = md.splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    for line in lines[2:]:
+        cols = [c.strip() for c in line.strip("|").split("|")]
+        if cols[0] == net:
+            return cols[head.index(loss)]
+    raise KeyError(net)
+
+
+def test_find_spikes_hand_made():
+    v = [0.2, 0.5, 0.7, 0.72, 0.3, 0.4, 0.7, 0.71, 0.72]
+    ((epoch, depth),) = report.find_spikes(v)
+    assert epoch == 5 and depth == pytest.approx(0.42)
+    assert report.find_spikes(SMOOTH) == []
+    assert report.find_spikes([0.5, 0.55, 0.6, 0.58, 0.61, 0.6]) == []  # noise below `drop`
+    slow = [0.7] * 3 + [0.4] * 7 + [0.7] * 3  # recovers after 7 epochs > window 5
+    assert report.find_spikes(slow) == []
+    assert report.find_spikes(slow, window=7) == [(4, pytest.approx(0.3))]
+    assert report.find_spikes([0.5, 0.7, 0.7, 0.2]) == []  # a final drop never recovers
+    two = [0.6, 0.6, 0.4, 0.6, 0.6, 0.3, 0.2, 0.6]
+    assert report.find_spikes(two, epochs=range(11, 19)) == [
+        (13, pytest.approx(0.2)),
+        (17, pytest.approx(0.4)),
+    ]
+
+
+def test_convergence_epoch_hand_made():
+    v = [0.1, 0.5, 0.9, 0.96, 1.0, 0.98]
+    assert report.convergence_epoch(v) == 4  # first >= 0.95 * 1.0
+    assert report.convergence_epoch(v, frac=0.9) == 3
+    assert report.convergence_epoch(v, epochs=[10, 20, 30, 40, 50, 60]) == 40
+    assert report.convergence_epoch([]) is None
+
+
+def test_table_best_cell_bold(runs):
+    md = report.table(runs, "score")
+    assert cell(md, "UNet2", "Focal") == "**0.900**"
+    assert md.count("**") == 2
+    assert md.splitlines()[0] == "| | BCE | Dice | Focal | Correlation |"
+    assert cell(md, "SegNet", "Dice") == f"{score_of('segnet', 'dice'):.3f}"
+
+
+def test_table_mean_std_over_seeds(runs):
+    vals = SEEDS[("unet", "bce")]
+    for metric, off in (("score", 0.0), ("iou", -0.05), ("dice", 0.05)):
+        v = [x + off for x in vals]
+        expected = f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}"
+        assert cell(report.table(runs, metric), "UNet", "BCE") == expected
+
+
+def test_original_and_comparison(runs):
+    orig = report.original_table()
+    assert cell(orig, "UNet", "BCE") == "**0.748**" and cell(orig, "UNet2", "Dice") == "0.124"
+    cmp = report.comparison(runs)
+    assert cell(cmp, "UNet2", "Focal") == "0.900 vs 0.604 (+0.296)"
+    assert cell(cmp, "UNet", "BCE") == "0.720 vs 0.748 (-0.028)"
+
+
+def test_run_stats(runs):
+    (spiky,) = [r for r in runs if r["name"] == SPIKY]
+    s = report.run_stats(spiky)
+    assert s["spikes"] == [(12, pytest.approx(0.4))]
+    first = next(e for e, v in enumerate(SMOOTH, 1) if v >= 0.95 * max(SMOOTH))
+    smooth = report.run_stats(runs[0])
+    assert smooth["conv_score"] == first and smooth["spikes"] == []
+    assert smooth["iou_gap"] == pytest.approx(0.1)
+
+
+def test_summary_is_data_driven(runs):
+    text = report.summary(runs)
+    assert "13 runs (13 finished)" in text
+    assert "Best overall: **UNet2+Focal: test course score 0.900 (IoU 0.850, Dice 0.950)**" in text
+    assert "Best for UNet: UNet+BCE: test course score 0.720 ± 0.028" in text
+    assert "here the best is UNet2+Focal (0.900) and UNet+BCE scores 0.720 (rank 2 of 12)" in text
+    assert "9 of 13 runs end with train IoU more than 0.05 above val IoU" in text
+    assert "1 of 13 runs show spikes (1 in all)" in text
+    assert "the deepest: UNet+Focal s0 at epoch 12 (depth 0.40)" in text
+    assert "UNet+Focal spikes here: UNet+Focal s0 epoch 12" in text
+    assert "Parameters: SegNet 1,000, UNet 2,000, UNet2 3,000" in text
+    assert "Correlation" in text.split("Stability:")[1]
+
+
+def test_unfinished_and_unknown_loss(tmp_path):
+    write_run(tmp_path, "unet", "bce", 0, 0.6)
+    write_run(tmp_path, "unet", "tversky", 0, 0.8)
+    write_run(tmp_path, "segnet", "bce", 0, 0.9, finished=False)
+    runs = load_runs(tmp_path)
+    md = report.table(runs)
+    assert md.splitlines()[0] == "| | BCE | Tversky |"
+    assert cell(md, "SegNet", "BCE") == "–" and cell(md, "UNet", "Tversky") == "**0.800**"
+    assert "3 runs (2 finished)" in report.summary(runs)
+    assert report.summary([]) == "No runs with a history found."
+
+
+def test_write_report(runs, tmp_path):
+    path = tmp_path / "out" / "report.md"
+    text = report.write_report(runs[0]["dir"].parent, path)
+    assert path.read_text(encoding="utf-8") == text
+    heads = ("## Test course score", "## Test IoU", "## Test Dice", "ORIGINAL", "## Summary")
+    assert all(h in text for h in heads)
+    (row,) = [ln for ln in text.splitlines() if ln.startswith("| UNet+Focal s0 |")]
+    assert "| 12: 0.40 |" in row
