@@ -15,12 +15,18 @@ def _ints(text: str) -> list[int]:
     try:
         return [int(t) for t in _csv(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
 
 
 def cmd_run(a) -> None:
     from . import experiment
 
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
     cfgs = experiment.configs(
         a.preset,
         nets=a.nets or experiment.NETS,
@@ -50,6 +56,8 @@ def cmd_report(a) -> None:
 
     written += write_predictions(results, Path(a.diag), device=a.device)
     text = report.write_report(results, md)
+    if getattr(a, "readme", None):
+        report.update_readme(a.readme, text)
     print(text)
     print(f"wrote {md} and {len(written)} figures in {a.diag}")
 
@@ -59,6 +67,13 @@ def cmd_predict(a) -> None:
 
     for p in predict_files(a.weights or DEFAULT_WEIGHTS, a.images, a.out, device=a.device):
         print(p)
+
+
+def cmd_export(a) -> None:
+    from .predict import DEFAULT_WEIGHTS, export_weights
+
+    dest = Path(a.dest) if a.dest else DEFAULT_WEIGHTS
+    print(f"exported {export_weights(Path(a.results), dest)} -> {dest}")
 
 
 def cmd_synth(a) -> None:
@@ -91,6 +106,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="runs", help="results folder (default runs)")
     r.add_argument("--diag", default="diag", help="figures folder (default diag)")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     r.add_argument("--quiet", action="store_true", help="one line per run, no progress bars")
     r.add_argument("--no-report", action="store_true", help="skip the table and figures")
     r.set_defaults(func=cmd_run)
@@ -100,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--diag", default="diag", help="figures folder (default diag)")
     rp.add_argument("--md", help="markdown report path (default RESULTS/REPORT.md)")
     rp.add_argument("--device", default="cpu", help="device for the prediction examples")
+    rp.add_argument("--readme", help="also update this README's results section")
     rp.set_defaults(func=cmd_report)
 
     pr = sub.add_parser("predict", help="write <stem>_mask.png for each image")
@@ -108,6 +125,11 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", default=".", help="output folder (default .)")
     pr.add_argument("--device", default="cpu")
     pr.set_defaults(func=cmd_predict)
+
+    ex = sub.add_parser("export", help="ship the best run's weights (chosen by val IoU)")
+    ex.add_argument("results", help="results folder written by `run`")
+    ex.add_argument("--dest", help="weights file (default weights/best.pt)")
+    ex.set_defaults(func=cmd_export)
 
     s = sub.add_parser("synth", help="write a synthetic PH2-like dataset")
     s.add_argument("root", help="folder to write PH2Dataset/ into")

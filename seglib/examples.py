@@ -8,6 +8,7 @@ import torch
 
 from . import store
 from .data import split_indices
+from .device import runtime
 from .predict import load_model
 from .predplot import plot_predictions
 
@@ -18,6 +19,7 @@ def write_predictions(out: Path, diag: Path, n: int = 4, device: str = "cpu") ->
     or dataset is not available (e.g. committed results without checkpoints) are skipped."""
     from .experiment import resolve_data
 
+    device = str(runtime(device).device)
     runs = [r for r in store.load_runs(out) if r["test"] and (r["dir"] / "best.pt").exists()]
     by_net: dict[str, list[dict]] = {}
     for r in runs:

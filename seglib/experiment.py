@@ -46,6 +46,10 @@ PRESETS = {
 }
 
 
+# Config keys that name things without changing the run (the data path may move between machines).
+LABELS = ("data", "preset")
+
+
 class ConfigMismatch(ValueError):
     """A run folder holds a run with a different config."""
 
@@ -96,7 +100,7 @@ def check_config(run_dir: Path, cfg: RunConfig) -> None:
     if saved is None:
         return
     want = cfg.to_dict()
-    diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
+    diff = {k: (saved.get(k), v) for k, v in want.items() if k not in LABELS and saved.get(k) != v}
     if diff:
         what = ", ".join(f"{k}: saved {a!r} vs requested {b!r}" for k, (a, b) in diff.items())
         raise ConfigMismatch(

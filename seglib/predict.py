@@ -33,7 +33,7 @@ def read_rgb(path: Path) -> np.ndarray:
     """An image file as an (H,W,3) uint8 array, with a clear error for unreadable files."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))
     except (OSError, ValueError) as e:
         raise PH2Error(f"{path}: cannot read image ({e})") from e
 
@@ -63,3 +63,19 @@ def predict_files(weights: Path, images: list[Path], out: Path, device: str = "c
         Image.fromarray(mask.astype(np.uint8) * 255).save(dest)
         written.append(dest)
     return written
+
+
+def export_weights(results: Path, dest: Path = DEFAULT_WEIGHTS) -> Path:
+    """Copy the best run's checkpoint (highest best val IoU: chosen on val, never on test) to
+    ``dest`` in fp16, with its config beside it as ``<dest>.json``; return the run folder."""
+    from . import store
+
+    runs = [r for r in store.load_runs(results) if r["test"] and (r["dir"] / "best.pt").exists()]
+    if not runs:
+        raise FileNotFoundError(f"{results}: no finished run with a best.pt checkpoint")
+    best = max(runs, key=lambda r: max(h["val_iou"] for h in r["history"]))
+    ckpt = torch.load(best["dir"] / "best.pt", map_location="cpu", weights_only=False)
+    ckpt["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    store.save_torch(dest, ckpt)
+    store.write_json(Path(dest).with_suffix(".json"), {"run": best["name"], **ckpt["config"]})
+    return best["dir"]

@@ -160,3 +160,22 @@ def write_report(out, path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return text
+
+
+README_START = "<!-- results:start (written by `python -m seglib report --readme`) -->"
+README_END = "<!-- results:end -->"
+
+
+def update_readme(readme, text: str, command: str = "") -> None:
+    """Replace the README section between the results markers with ``text`` (headings demoted
+    one level), so the README's numbers are always the report's, never typed by hand."""
+    readme = Path(readme)
+    old = readme.read_text(encoding="utf-8")
+    if README_START not in old or README_END not in old:
+        raise ValueError(f"{readme}: no results markers ({README_START} ... {README_END})")
+    body = "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
+    if command:
+        body = f"Reproduce: `{command}`\n\n{body}"
+    head, rest = old.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    readme.write_text(f"{head}{README_START}\n{body}\n{README_END}{tail}", encoding="utf-8")
