@@ -20,3 +20,26 @@ def synth_tree(tmp_path_factory):
     from seglib.synth import make_synthetic_ph2
 
     return make_synthetic_ph2(tmp_path_factory.mktemp("synth"), n=6, seed=1, shape=(48, 64))
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test with one torch thread (the dev machines have 2 busy cores), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def smoke_cache(tmp_path_factory):
+    """A seglib cache folder (for env SEGLIB_CACHE) that already holds the synthetic dataset that
+    ``resolve_data("synthetic", ...)`` writes (200 cases, seed 0), shared by the engine and CLI
+    tests so it is generated once. Tests may add to it (tensor caches); never delete from it."""
+    from seglib.synth import make_synthetic_ph2
+
+    path = tmp_path_factory.mktemp("seglib-cache")
+    make_synthetic_ph2(path / "synthetic", n=200, seed=0)
+    return path
