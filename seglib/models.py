@@ -136,14 +136,14 @@ class _Checked(nn.Sequential):
 def build(name: str, width: int = 64, depth: int = 4, **kw) -> nn.Module:
     """Build a net by name ("segnet", "unet", "unet2"); output is (B,1,H,W) logits."""
     name = name.lower()
-    if name == "segnet":
-        net = SegNet(width, depth, **kw)
-    elif name in ("unet", "unet2"):
-        net = UNet(width, depth, strided=name == "unet2", **kw)
-    else:
+    if name not in NAMES:
         raise ValueError(f"unknown net {name!r}; choose from {', '.join(NAMES)}")
     if width < 1 or depth < 1:
         raise ValueError(f"width and depth must be >= 1, got width={width}, depth={depth}")
+    if name == "segnet":
+        net = SegNet(width, depth, **kw)
+    else:
+        net = UNet(width, depth, strided=name == "unet2", **kw)
     return _Checked(net, depth)
 
 

@@ -1,0 +1,171 @@
+"""The command line, as a user runs it: ``python -m seglib ...`` in a subprocess from the repo
+root, one torch thread, a temporary ``SEGLIB_CACHE``. Bad input exits 2 with one ``error:``
+line on stderr and no traceback."""
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seglib import experiment, store
+from seglib.__main__ import main
+from seglib.data import load_ph2
+from seglib.synth import synthetic_case
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def seglib_cli(*args, cache: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", SEGLIB_CACHE=str(cache))
+    env.pop("CI", None)
+    return subprocess.run(
+        [sys.executable, "-m", "seglib", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [[], ["run"], ["report"], ["predict"], ["synth"], ["bench"]],
+    ids=["main", "run", "report", "predict", "synth", "bench"],
+)
+def test_help(cmd, tmp_path):
+    done = seglib_cli(*cmd, "--help", cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage:") and not done.stderr
+
+
+def test_no_command_is_a_usage_error(tmp_path):
+    done = seglib_cli(cache=tmp_path)
+    assert done.returncode == 2 and "usage:" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--nets", "unet,fcn"], ["unknown net 'fcn'", "segnet, unet, unet2"]),
+        (["--losses", "bce,iou"], ["unknown loss 'iou'", "correlation"]),
+        (["--data", "{tmp}/no-such-ph2"], ["no-such-ph2", "no such file or folder"]),
+        (["--size", "100"], ["--size 100", "2**depth = 8"]),  # smoke: depth 3
+    ],
+    ids=["unknown-net", "unknown-loss", "bad-data-path", "bad-size"],
+)
+def test_run_bad_input_exits_2(args, fragments, tmp_path):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    out = tmp_path / "out"
+    done = seglib_cli("run", *args, "--out", out, "--quiet", "--no-report", cache=tmp_path)
+    assert_one_line_error(done, *fragments)
+    assert not out.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["run", "--preset", "gpu"], ["unknown preset 'gpu'", "smoke"]),
+        (["report", "{tmp}/no-results"], ["no-results", "no such results folder"]),
+        (["predict", "--weights", "{tmp}/none.pt", "x.png"], ["none.pt", "no such checkpoint"]),
+    ],
+    ids=["unknown-preset", "report-missing-folder", "predict-missing-weights"],
+)
+def test_other_bad_input_returns_2(argv, fragments, tmp_path, capsys, monkeypatch):
+    """The same error path, in process (cheap: no torch import per case)."""
+    monkeypatch.setenv("SEGLIB_CACHE", str(tmp_path))
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if argv[0] == "run":
+        argv += ["--out", str(tmp_path / "out"), "--no-report"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in err[0]
+
+
+def test_synth_writes_n_cases(tmp_path):
+    done = seglib_cli("synth", tmp_path / "ds", "--n", "4", "--seed", "3", cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    top = tmp_path / "ds" / "PH2Dataset"
+    assert done.stdout.strip() == str(top)
+    images_dir = top / "PH2 Dataset images"
+    cases = sorted(p.name for p in images_dir.iterdir() if p.is_dir())
+    assert cases == ["IMD001", "IMD002", "IMD003", "IMD004"]
+    for i, name in enumerate(cases):
+        image, truth = synthetic_case(seed=3, index=i, shape=(192, 256))
+        with Image.open(images_dir / name / f"{name}_Dermoscopic_Image" / f"{name}.bmp") as im:
+            assert np.array_equal(np.asarray(im.convert("RGB")), image)
+        with Image.open(images_dir / name / f"{name}_lesion" / f"{name}_lesion.bmp") as im:
+            assert np.array_equal(np.asarray(im.convert("L")) > 0, truth)
+    data = load_ph2(top, size=32, cache=False)
+    assert data.names == cases and data.images.shape == (4, 3, 32, 32)
+
+
+@pytest.fixture
+def tiny_results(smoke_cache, tmp_path, monkeypatch):
+    """A finished grid of 2 runs (UNet x BCE, Dice; 1 epoch) trained in process."""
+    monkeypatch.setenv("SEGLIB_CACHE", str(smoke_cache))
+    out = tmp_path / "results"
+    cfgs = experiment.configs("smoke", nets=("unet",), losses_=("bce", "dice"), epochs=1)
+    experiment.run_grid(cfgs, out, device="cpu", quiet=True)
+    return out
+
+
+def test_report_writes_figures_and_markdown(tiny_results, smoke_cache, tmp_path):
+    diag = tmp_path / "diag"
+    done = seglib_cli("report", tiny_results, "--diag", diag, cache=smoke_cache)
+    assert done.returncode == 0, done.stderr
+    md = tiny_results / "REPORT.md"
+    text = md.read_text()
+    assert text.startswith("# Results") and text.strip() in done.stdout
+    for name in ("unet_bce_s0", "unet_dice_s0"):
+        test = store.read_json(tiny_results / name / "test.json")
+        row = next(line for line in text.splitlines() if line.startswith("| UNet |"))
+        assert f"{test['score']:.3f}" in row
+        assert f"{test['iou']:.3f}" in text and f"{test['dice']:.3f}" in text
+    expected = {
+        "unet_bce_loss.svg",
+        "unet_bce_score.svg",
+        "unet_dice_loss.svg",
+        "unet_dice_score.svg",
+        "unet_score.svg",
+        "bce_score.svg",
+        "dice_score.svg",
+        "best_score.svg",
+        "predictions_unet.svg",
+    }
+    written = {p.name for p in diag.iterdir()}
+    assert expected <= written
+    assert written - expected <= {"unet_bce_loss_subset.svg", "unet_dice_loss_subset.svg"}
+    for name in written:
+        assert ET.parse(diag / name).getroot().tag.endswith("svg")
+    assert f"{len(written)} figures" in done.stdout
+
+
+def test_run_refuses_a_changed_config(tiny_results, smoke_cache):
+    before = {p: p.stat().st_mtime_ns for p in tiny_results.rglob("*") if p.is_file()}
+    done = seglib_cli(
+        "run",
+        *("--preset", "smoke", "--nets", "unet", "--losses", "bce,dice", "--epochs", "2"),
+        *("--out", tiny_results, "--quiet", "--no-report"),
+        cache=smoke_cache,
+    )
+    assert_one_line_error(done, str(tiny_results / "unet_bce_s0"), "epochs: saved 1 vs requested 2")
+    assert before == {p: p.stat().st_mtime_ns for p in tiny_results.rglob("*") if p.is_file()}
