@@ -38,7 +38,7 @@ class Preset:
 
 PRESETS = {
     # Synthetic data, tiny scale: the README's main job and CI's end-to-end check.
-    "smoke": Preset("smoke", "synthetic", size=64, width=4, epochs=2, batch_size=16, depth=3),
+    "smoke": Preset("smoke", "synthetic", size=64, width=8, epochs=4, batch_size=16, depth=3),
     # Real PH2 at 128 px, width 8: the reference study, feasible on a 2-core CPU.
     "cpu": Preset("cpu", "download", size=128, width=8, epochs=100, batch_size=8),
     # The original course scale, for GPU users.

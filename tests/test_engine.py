@@ -38,7 +38,7 @@ HISTORY_KEYS = {
     "lr",
     "seconds",
 }
-SMOKE_EPOCHS, N_TEST = 2, 50
+SMOKE_EPOCHS, N_TEST = 4, 50
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def env_cache(smoke_cache, monkeypatch):
 
 @pytest.fixture(scope="module")
 def grid(smoke_cache, tmp_path_factory):
-    """The full smoke grid (3 nets x 4 losses, synthetic n=200, 2 epochs), trained once."""
+    """The full smoke grid (3 nets x 4 losses, synthetic n=200, 4 epochs), trained once."""
     out = tmp_path_factory.mktemp("smoke-grid")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -96,7 +96,7 @@ def test_smoke_grid_writes_every_run(grid):
         for f in ("config.json", "history.json", "test.json", "best.pt", "last.pt"):
             assert (run / f).is_file(), f"{run.name}/{f} missing"
         assert store.read_json(run / "config.json") == cfg.to_dict()
-        assert (cfg.size, cfg.width, cfg.depth, cfg.epochs) == (64, 4, 3, SMOKE_EPOCHS)
+        assert (cfg.size, cfg.width, cfg.depth, cfg.epochs) == (64, 8, 3, SMOKE_EPOCHS)
 
         history = store.read_json(run / "history.json")
         assert [row["epoch"] for row in history] == list(range(1, SMOKE_EPOCHS + 1))
