@@ -260,7 +260,7 @@ def test_mismatched_config_is_refused(env_cache, tmp_path):
         experiment.run_grid(experiment.configs("smoke", **base | {"epochs": 3}), out, quiet=True)
 
     # a grid with one new run and one mismatched run is refused before any work is done
-    cfgs = experiment.configs("smoke", nets=("unet",), losses_=("dice", "bce"), width=8, epochs=1)
+    cfgs = experiment.configs("smoke", nets=("unet",), losses_=("dice", "bce"), width=16, epochs=1)
     with pytest.raises(experiment.ConfigMismatch, match="width"):
         experiment.run_grid(cfgs, out, quiet=True)
     assert not (out / "unet_dice_s0").exists()
