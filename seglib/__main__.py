@@ -57,7 +57,7 @@ def cmd_report(a) -> None:
     written += write_predictions(results, Path(a.diag), device=a.device)
     text = report.write_report(results, md)
     if getattr(a, "readme", None):
-        report.update_readme(a.readme, text)
+        report.update_readme(a.readme, text, section=a.section)
     print(text)
     print(f"wrote {md} and {len(written)} figures in {a.diag}")
 
@@ -111,6 +111,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--md", help="markdown report path (default RESULTS/REPORT.md)")
     rp.add_argument("--device", default="cpu", help="device for the prediction examples")
     rp.add_argument("--readme", help="also update this README's results section")
+    rp.add_argument("--section", default="results", help="README marker name (default results)")
     rp.set_defaults(func=cmd_report)
 
     pr = sub.add_parser("predict", help="write <stem>_mask.png for each image")

@@ -162,20 +162,24 @@ def write_report(out, path) -> str:
     return text
 
 
-README_START = "<!-- results:start (written by `python -m seglib report --readme`) -->"
-README_END = "<!-- results:end -->"
+def _markers(name: str) -> tuple[str, str]:
+    return (
+        f"<!-- {name}:start (written by `python -m seglib report --readme`) -->",
+        f"<!-- {name}:end -->",
+    )
 
 
-def update_readme(readme, text: str, command: str = "") -> None:
-    """Replace the README section between the results markers with ``text`` (headings demoted
-    one level), so the README's numbers are always the report's, never typed by hand."""
+def update_readme(readme, text: str, command: str = "", section: str = "results") -> None:
+    """Replace the README section between the ``section`` markers with ``text`` (headings
+    demoted one level), so the README's numbers are always the report's, never typed by hand."""
+    start, end = _markers(section)
     readme = Path(readme)
     old = readme.read_text(encoding="utf-8")
-    if README_START not in old or README_END not in old:
-        raise ValueError(f"{readme}: no results markers ({README_START} ... {README_END})")
+    if start not in old or end not in old:
+        raise ValueError(f"{readme}: no {section} markers ({start} ... {end})")
     body = "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
     if command:
         body = f"Reproduce: `{command}`\n\n{body}"
-    head, rest = old.split(README_START, 1)
-    tail = rest.split(README_END, 1)[1]
-    readme.write_text(f"{head}{README_START}\n{body}\n{README_END}{tail}", encoding="utf-8")
+    head, rest = old.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    readme.write_text(f"{head}{start}\n{body}\n{end}{tail}", encoding="utf-8")
