@@ -161,3 +161,15 @@ def test_write_report(runs, tmp_path):
     assert all(h in text for h in heads)
     (row,) = [ln for ln in text.splitlines() if ln.startswith("| UNet+Focal s0 |")]
     assert "| 12: 0.40 |" in row
+
+
+def test_update_readme_replaces_only_the_marked_section(tmp_path):
+    start, end = report._markers("results")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nintro\n{start}\nold numbers\n{end}\n\n## After\ntext\n")
+    report.update_readme(readme, "# Results\n\n| a |\n## Sub\nline")
+    assert readme.read_text() == (
+        f"# Title\n\nintro\n{start}\n## Results\n\n| a |\n### Sub\nline\n{end}\n\n## After\ntext\n"
+    )
+    with pytest.raises(ValueError, match="no ablation markers"):
+        report.update_readme(readme, "x", section="ablation")
