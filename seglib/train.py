@@ -70,17 +70,12 @@ def evaluate(model, loss_fn, rt: Runtime, images, masks, norm, bs: int = 32) -> 
         x, y = _prep(rt, images, masks, idx, norm)
         with rt.autocast():
             logits = model(x)
-        total += losses_sum(loss_fn, logits, y)
+        total += loss_fn(logits, y) * len(idx)  # epoch mean weights every image equally
         for k, v in metrics.summarise(metrics.from_logits(logits), y).items():
             out[k].append(v)
     res = {k: torch.cat(v).cpu() for k, v in out.items()}
     res["loss"] = total.item() / len(images)
     return res
-
-
-def losses_sum(loss_fn, logits, y):
-    """Batch loss times batch size, so that epoch means weight every image equally."""
-    return loss_fn(logits, y).detach() * len(y)
 
 
 def _scheduler(cfg: RunConfig, opt):
@@ -126,6 +121,7 @@ def fit(cfg: RunConfig, data, split, out_dir: Path, device: str = "auto", quiet:
     tr, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
     images, masks = rt.resident(data.images), rt.resident(data.masks)
     norm = norm_stats(data.images[tr]).to(rt.device)
+    val_images, val_masks = images[va.to(images.device)], masks[va.to(masks.device)]
     history, best, start = [], -1.0, 0
     last = out_dir / "last.pt"
     if last.exists():
@@ -167,7 +163,7 @@ def fit(cfg: RunConfig, data, split, out_dir: Path, device: str = "auto", quiet:
             pred = logits.detach() > 0
             inter += (pred & (y > 0.5)).sum()
             union += (pred | (y > 0.5)).sum()
-        val = evaluate(model, loss_fn, rt, images[va], masks[va], norm)
+        val = evaluate(model, loss_fn, rt, val_images, val_masks, norm)
         val_iou = val["iou"].mean().item()
         lr = opt.param_groups[0]["lr"]
         sched.step(val_iou) if cfg.schedule == "plateau" else sched.step()
