@@ -51,15 +51,16 @@ def cmd_report(a) -> None:
     if not results.is_dir():
         raise FileNotFoundError(f"{results}: no such results folder")
     md = Path(a.md) if a.md else results / "REPORT.md"
-    written = plots.write_all(results, Path(a.diag))
+    diag = Path(a.diag) if a.diag else results / "diag"
+    written = plots.write_all(results, diag)
     from .examples import write_predictions
 
-    written += write_predictions(results, Path(a.diag), device=a.device)
+    written += write_predictions(results, diag, device=a.device)
     text = report.write_report(results, md)
     if getattr(a, "readme", None):
         report.update_readme(a.readme, text, section=a.section)
     print(text)
-    print(f"wrote {md} and {len(written)} figures in {a.diag}")
+    print(f"wrote {md} and {len(written)} figures in {diag}")
 
 
 def cmd_predict(a) -> None:
@@ -98,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int)
     r.add_argument("--lr", type=float)
     r.add_argument("--out", default="runs", help="results folder (default runs)")
-    r.add_argument("--diag", default="diag", help="figures folder (default diag)")
+    r.add_argument("--diag", help="figures folder (default OUT/diag)")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     r.add_argument("--quiet", action="store_true", help="one line per run, no progress bars")
@@ -107,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="table, summary and figures from a results folder")
     rp.add_argument("results", help="results folder written by `run`")
-    rp.add_argument("--diag", default="diag", help="figures folder (default diag)")
+    rp.add_argument("--diag", help="figures folder (default RESULTS/diag)")
     rp.add_argument("--md", help="markdown report path (default RESULTS/REPORT.md)")
     rp.add_argument("--device", default="cpu", help="device for the prediction examples")
     rp.add_argument("--readme", help="also update this README's results section")

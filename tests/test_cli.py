@@ -169,3 +169,11 @@ def test_run_refuses_a_changed_config(tiny_results, smoke_cache):
     )
     assert_one_line_error(done, str(tiny_results / "unet_bce_s0"), "epochs: saved 1 vs requested 2")
     assert before == {p: p.stat().st_mtime_ns for p in tiny_results.rglob("*") if p.is_file()}
+
+
+def test_report_defaults_figures_to_results_diag(tiny_results, smoke_cache):
+    """Without --diag the figures go beside the results, never into the repo's committed diag/."""
+    done = seglib_cli("report", tiny_results, cache=smoke_cache)
+    assert done.returncode == 0, done.stderr
+    assert (tiny_results / "diag" / "unet_bce_loss.svg").is_file()
+    assert f"figures in {tiny_results / 'diag'}" in done.stdout
