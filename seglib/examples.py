@@ -21,9 +21,10 @@ def write_predictions(out: Path, diag: Path, n: int = 4, device: str = "cpu") ->
 
     device = str(runtime(device).device)
     runs = [r for r in store.load_runs(out) if r["test"] and (r["dir"] / "best.pt").exists()]
+    seed = min((r["config"].get("seed", 0) for r in runs), default=0)
     by_net: dict[str, list[dict]] = {}
     for r in runs:
-        if r["config"].get("seed", 0) == min(x["config"].get("seed", 0) for x in runs):
+        if r["config"].get("seed", 0) == seed:
             by_net.setdefault(r["config"]["net"], []).append(r)
     written, cache = [], {}
     for net, group in sorted(by_net.items()):
