@@ -1,4 +1,4 @@
-"""Command line: ``python -m seglib {run,report,predict,synth,bench} --help``."""
+"""Command line: ``python -m seglib {run,evaluate,report,predict,export,synth,bench} --help``."""
 
 from __future__ import annotations
 
@@ -39,9 +39,19 @@ def cmd_run(a) -> None:
         batch_size=a.batch_size,
         lr=a.lr,
     )
-    experiment.run_grid(cfgs, a.out, device=a.device, quiet=a.quiet or None)
+    experiment.run_grid(cfgs, a.out, device=a.device, quiet=a.quiet or None, tta=not a.no_tta)
     if not a.no_report:
         cmd_report(argparse.Namespace(results=a.out, diag=a.diag, md=None, device=a.device))
+
+
+def cmd_evaluate(a) -> None:
+    from . import experiment
+
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    experiment.retest(Path(a.results), data=a.data, device=a.device, tta=not a.no_tta)
 
 
 def cmd_report(a) -> None:
@@ -66,7 +76,8 @@ def cmd_report(a) -> None:
 def cmd_predict(a) -> None:
     from .predict import DEFAULT_WEIGHTS, predict_files
 
-    for p in predict_files(a.weights or DEFAULT_WEIGHTS, a.images, a.out, device=a.device):
+    weights = a.weights or DEFAULT_WEIGHTS
+    for p in predict_files(weights, a.images, a.out, device=a.device, tta=not a.no_tta):
         print(p)
 
 
@@ -104,7 +115,18 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     r.add_argument("--quiet", action="store_true", help="one line per run, no progress bars")
     r.add_argument("--no-report", action="store_true", help="skip the table and figures")
+    r.add_argument("--no-tta", action="store_true", help="test without test-time augmentation")
     r.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser(
+        "evaluate", help="re-test every finished run's best.pt (rewrites test.json)"
+    )
+    ev.add_argument("results", help="results folder written by `run`")
+    ev.add_argument("--data", help="dataset path (default: the one saved in each run's config)")
+    ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ev.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    ev.add_argument("--no-tta", action="store_true", help="test without test-time augmentation")
+    ev.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("report", help="table, summary and figures from a results folder")
     rp.add_argument("results", help="results folder written by `run`")
@@ -120,6 +142,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--weights", help="checkpoint (default: the shipped weights/best.pt)")
     pr.add_argument("--out", default=".", help="output folder (default .)")
     pr.add_argument("--device", default="cpu")
+    pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
     pr.set_defaults(func=cmd_predict)
 
     ex = sub.add_parser("export", help="ship the best run's weights (chosen by val IoU)")

@@ -11,11 +11,13 @@ from .data import split_indices
 from .device import runtime
 from .predict import load_model
 from .predplot import plot_predictions
+from .tta import tta_logits
 
 
 def write_predictions(out: Path, diag: Path, n: int = 4, device: str = "cpu") -> list[Path]:
     """Write ``diag/predictions_<net>.svg``: the first ``n`` test images with the truth and the
-    prediction of each loss's run for that net (seed 0 best checkpoints). Runs whose ``best.pt``
+    prediction of each loss's run for that net (lowest seed's best checkpoints; with test-time
+    augmentation where the run was tested with it). Runs whose ``best.pt``
     or dataset is not available (e.g. committed results without checkpoints) are skipped."""
     from .experiment import resolve_data
 
@@ -44,7 +46,9 @@ def write_predictions(out: Path, diag: Path, n: int = 4, device: str = "cpu") ->
             model, rcfg, norm = load_model(r["dir"] / "best.pt", device)
             with torch.inference_mode():
                 x = images.float().div(255).to(device)
-                preds[f"{net}+{rcfg['loss']}"] = (model((x - norm[0]) / norm[1]) > 0).cpu()
+                maps = 8 if r["test"].get("tta") else 1
+                logits = tta_logits(model, (x - norm[0]) / norm[1], maps=maps)
+                preds[f"{net}+{rcfg['loss']}"] = (logits > 0).cpu()
         path = Path(diag) / f"predictions_{net}.svg"
         titles = [data.names[i] for i in test.tolist()]
         plot_predictions(images, masks, preds, path=path, titles=titles)

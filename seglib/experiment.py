@@ -16,7 +16,7 @@ from pathlib import Path
 from . import losses, models, store
 from .data import fetch_ph2, load_ph2, make_synthetic_ph2, split_indices
 from .fetch import cache_dir
-from .train import RunConfig, fit
+from .train import RunConfig, fit, test_checkpoint
 
 NETS = ("segnet", "unet", "unet2")
 LOSSES = ("bce", "dice", "focal", "correlation")
@@ -114,6 +114,7 @@ def run_grid(
     out: Path,
     device: str = "auto",
     quiet: bool | None = None,
+    tta: bool = True,
 ) -> list[dict]:
     """Train every config into ``out/<net>_<loss>_s<seed>/`` (resuming) and return test results."""
     out = Path(out)
@@ -132,7 +133,29 @@ def run_grid(
             datasets[key] = resolve_data(cfg.data, cfg.size, quiet)
         data = datasets[key]
         split = split_indices(len(data), seed=cfg.split_seed)
-        results.append(fit(cfg, data, split, run_dir, device=device, quiet=quiet))
+        results.append(fit(cfg, data, split, run_dir, device=device, quiet=quiet, tta=tta))
     if quiet:
         print(f"grid: {len(cfgs)} runs in {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
+    return results
+
+
+def retest(
+    out: Path, data: str | None = None, device: str = "auto", tta: bool = True
+) -> list[dict]:
+    """Re-evaluate every finished run's ``best.pt`` in ``out`` on its test split (rewriting
+    ``test.json``), e.g. to add test-time augmentation to runs tested without it.
+
+    ``data`` overrides the dataset path saved in each run's config (data moves between machines).
+    """
+    runs = [r for r in store.load_runs(out) if r["test"] and (r["dir"] / "best.pt").exists()]
+    if not runs:
+        raise FileNotFoundError(f"{out}: no finished run with a best.pt checkpoint")
+    datasets, results = {}, []
+    for r in runs:
+        cfg = r["config"]
+        key = (data or cfg["data"], cfg["size"])
+        if key not in datasets:
+            datasets[key] = resolve_data(key[0], key[1], quiet=True)
+        split = split_indices(len(datasets[key]), seed=cfg["split_seed"])
+        results.append(test_checkpoint(r["dir"], datasets[key], split, device=device, tta=tta))
     return results

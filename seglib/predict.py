@@ -11,6 +11,7 @@ from PIL import Image
 
 from . import models
 from .fetch import PH2Error
+from .tta import tta_logits
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "best.pt"
 
@@ -39,26 +40,32 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 @torch.inference_mode()
-def predict_mask(model, cfg: dict, norm: torch.Tensor, image: np.ndarray) -> np.ndarray:
+def predict_mask(
+    model, cfg: dict, norm: torch.Tensor, image: np.ndarray, tta: bool = True
+) -> np.ndarray:
     """Binary (H,W) bool mask at the image's own resolution: resize to the training size,
-    predict logits, resize the logits back bilinearly, threshold at 0 (probability 0.5)."""
+    predict logits (averaged over the 8 flips/rotations if ``tta``), resize the logits back
+    bilinearly, threshold at 0 (probability 0.5)."""
     device = norm.device
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(device)
     size = cfg["size"]
     x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    logits = model((x - norm[0]) / norm[1])
+    x = (x - norm[0]) / norm[1]
+    logits = tta_logits(model, x) if tta else model(x)
     logits = F.interpolate(logits.float(), size=image.shape[:2], mode="bilinear")
     return (logits[0, 0] > 0).cpu().numpy()
 
 
-def predict_files(weights: Path, images: list[Path], out: Path, device: str = "cpu") -> list[Path]:
+def predict_files(
+    weights: Path, images: list[Path], out: Path, device: str = "cpu", tta: bool = True
+) -> list[Path]:
     """Write ``<out>/<stem>_mask.png`` (0/255, the input's resolution) for every image."""
     model, cfg, norm = load_model(weights, device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in map(Path, images):
-        mask = predict_mask(model, cfg, norm, read_rgb(path))
+        mask = predict_mask(model, cfg, norm, read_rgb(path), tta=tta)
         dest = out / f"{path.stem}_mask.png"
         Image.fromarray(mask.astype(np.uint8) * 255).save(dest)
         written.append(dest)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from . import losses, metrics, models, store
 from .augment import augment
 from .device import Runtime, runtime
+from .tta import tta_logits
 
 
 @dataclass
@@ -59,8 +60,11 @@ def _prep(rt: Runtime, images: torch.Tensor, masks: torch.Tensor, idx: torch.Ten
 
 
 @torch.inference_mode()
-def evaluate(model, loss_fn, rt: Runtime, images, masks, norm, bs: int = 32) -> dict:
-    """Per-image metrics and the mean loss of ``model`` in eval mode.
+def evaluate(
+    model, loss_fn, rt: Runtime, images, masks, norm, bs: int = 32, tta: bool = False
+) -> dict:
+    """Per-image metrics and the mean loss of ``model`` in eval mode; ``tta``: logits averaged
+    over the 8 flips/rotations (:func:`seglib.tta.tta_logits`).
 
     Returns a dict of (N,) CPU tensors ``iou``, ``dice``, ``score`` and float ``loss``."""
     model.eval()
@@ -69,7 +73,7 @@ def evaluate(model, loss_fn, rt: Runtime, images, masks, norm, bs: int = 32) -> 
     for idx in _batches(len(images), bs):
         x, y = _prep(rt, images, masks, idx, norm)
         with rt.autocast():
-            logits = model(x)
+            logits = tta_logits(model, x) if tta else model(x)
         total += loss_fn(logits, y) * len(idx)  # epoch mean weights every image equally
         for k, v in metrics.summarise(metrics.from_logits(logits), y).items():
             out[k].append(v)
@@ -98,13 +102,22 @@ def norm_stats(images: torch.Tensor) -> torch.Tensor:
     return torch.stack([mean, std]).view(2, 1, 3, 1, 1)
 
 
-def fit(cfg: RunConfig, data, split, out_dir: Path, device: str = "auto", quiet: bool = False):
+def fit(
+    cfg: RunConfig,
+    data,
+    split,
+    out_dir: Path,
+    device: str = "auto",
+    quiet: bool = False,
+    tta: bool = True,
+):
     """Train one run and return its test metrics dict (also written to ``test.json``).
 
     Args:
         cfg: the run's config. data: a ``PH2Data`` (uint8 images, 0/1 masks) at ``cfg.size``.
         split: (train, val, test) index arrays. out_dir: the run folder (resumed if present).
         device: "auto", "cpu", "cuda" or any torch device string. quiet: no progress bar.
+        tta: test with test-time augmentation (see :func:`test_checkpoint`).
     """
     out_dir = Path(out_dir)
     finished = store.read_json(out_dir / "test.json")
@@ -197,22 +210,54 @@ def fit(cfg: RunConfig, data, split, out_dir: Path, device: str = "auto", quiet:
         store.write_json(out_dir / "history.json", history)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{val_iou:.3f}")
 
-    best_ckpt = torch.load(out_dir / "best.pt", map_location=rt.device, weights_only=False)
-    model.load_state_dict(best_ckpt["model"])
-    test = evaluate(model, loss_fn, rt, images[te], masks[te], norm)
+    return test_checkpoint(out_dir, data, split, device=device, tta=tta, quiet=quiet)
+
+
+def _means(res: dict) -> dict:
+    return {k: res[k].mean().item() for k in ("iou", "dice", "score")}
+
+
+def test_checkpoint(
+    out_dir: Path, data, split, device: str = "auto", tta: bool = True, quiet: bool = True
+) -> dict:
+    """Evaluate a run's ``best.pt`` on the test split, write and return ``test.json``.
+
+    The headline ``iou``/``dice``/``score`` use test-time augmentation when ``tta``; ``plain``
+    holds the test means without it, and ``val`` both variants on val (where that choice is made).
+    """
+    out_dir = Path(out_dir)
+    rt = runtime(device)
+    ckpt = torch.load(out_dir / "best.pt", map_location=rt.device, weights_only=False)
+    cfg = ckpt["config"]
+    model = rt.format(models.build(cfg["net"], width=cfg["width"], depth=cfg["depth"]))
+    model.load_state_dict(ckpt["model"])
+    model.to(rt.device)
+    loss_fn = losses.build(cfg["loss"], **cfg.get("loss_kw", {}))
+    norm = ckpt["norm"].to(rt.device)
+    _, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
+    images, masks = rt.resident(data.images), rt.resident(data.masks)
+
+    def run(idx, with_tta):
+        idx = idx.to(images.device)
+        return evaluate(model, loss_fn, rt, images[idx], masks[idx], norm, tta=with_tta)
+
+    test = run(te, tta)
+    history = store.read_json(out_dir / "history.json") or []
+    trained_on = (store.read_json(out_dir / "test.json") or {}).get("device", rt.name)
     result = {
-        "iou": test["iou"].mean().item(),
-        "dice": test["dice"].mean().item(),
-        "score": test["score"].mean().item(),
+        **_means(test),
         "loss": test["loss"],
         "iou_per_image": test["iou"].tolist(),
         "dice_per_image": test["dice"].tolist(),
         "score_per_image": test["score"].tolist(),
         "names": [data.names[i] for i in te.tolist()],
-        "best_epoch": best_ckpt["epoch"],
+        "tta": tta,
+        "plain": _means(run(te, False)) if tta else _means(test),
+        "val": {"plain": _means(run(va, False)), "tta": _means(run(va, True))},
+        "best_epoch": ckpt["epoch"],
         "params": models.count_params(model),
         "train_seconds": sum(h["seconds"] for h in history),
-        "device": rt.name,
+        "device": trained_on,
     }
     store.write_json(out_dir / "test.json", result)
     if quiet:

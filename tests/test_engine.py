@@ -134,8 +134,25 @@ def test_smoke_grid_writes_every_run(grid):
         assert test["train_seconds"] == pytest.approx(sum(row["seconds"] for row in history))
 
 
+def tta_reference(net, x):
+    """Mean logits over the 8 rotations/reflections, built from torch.rot90 and flip."""
+    outs = []
+    for flip in (False, True):
+        for r in range(4):
+            xi = torch.rot90(x.flip(-1) if flip else x, r, dims=(-2, -1))
+            yi = torch.rot90(net(xi), -r, dims=(-2, -1))
+            outs.append(yi.flip(-1) if flip else yi)
+    return torch.stack(outs).mean(0)
+
+
+def numpy_iou(pred, truth):
+    inter, union = (pred & truth).sum((1, 2)), (pred | truth).sum((1, 2))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0), union
+
+
 def test_test_metrics_recomputed_from_best_checkpoint(grid, env_cache):
-    """Evaluate each run's best.pt on the test split here, with numpy IoU: same values."""
+    """Evaluate each run's best.pt on the test split here, with numpy IoU: same values, with
+    test-time augmentation for the headline and without it for ``plain``."""
     out, cfgs, _ = grid
     data = load_ph2(env_cache / "synthetic" / "PH2Dataset", size=64)
     train_idx, _, test_idx = split_indices(len(data), seed=0)
@@ -153,16 +170,20 @@ def test_test_metrics_recomputed_from_best_checkpoint(grid, env_cache):
         net.eval()
         x = (data.images[test_idx].float() / 255 - ckpt["norm"][0]) / ckpt["norm"][1]
         with torch.no_grad():
-            pred = net(x)[:, 0].numpy() > 0
-        inter, union = (pred & truth).sum((1, 2)), (pred | truth).sum((1, 2))
-        iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+            iou, union = numpy_iou(tta_reference(net, x)[:, 0].numpy() > 0, truth)
+            plain_iou, _ = numpy_iou(net(x)[:, 0].numpy() > 0, truth)
         test = store.read_json(run / "test.json")
+        assert test["tta"] is True
         # seglib evaluates channels_last in batches of 32; another kernel may flip a pixel
         # whose logit is ~0, so allow that on a few images (one pixel's worth of IoU)
         diff = np.abs(np.array(test["iou_per_image"]) - iou)
         assert (diff <= 1e-6).sum() >= N_TEST - 2, run.name
         assert (diff <= 1e-6 + 1 / np.maximum(union, 1)).all(), run.name
         assert test["iou"] == pytest.approx(iou.mean(), abs=1e-3)
+        assert test["plain"]["iou"] == pytest.approx(plain_iou.mean(), abs=1e-3)
+        assert test["val"]["plain"]["iou"] == pytest.approx(
+            max(row["val_iou"] for row in store.read_json(run / "history.json")), abs=1e-6
+        )
 
 
 def test_rerun_returns_results_without_retraining(grid, env_cache, monkeypatch):
@@ -277,9 +298,10 @@ def test_mismatched_config_is_refused(env_cache, tmp_path):
 # --- predict --------------------------------------------------------------------------------
 
 
-def expected_mask(ckpt: dict, image: np.ndarray) -> np.ndarray:
+def expected_mask(ckpt: dict, image: np.ndarray, tta: bool = True) -> np.ndarray:
     """The documented predict pipeline: resize to the training size (bilinear, antialiased),
-    normalise, predict, resize logits back bilinearly, threshold at 0."""
+    normalise, predict (mean over the 8 symmetries if ``tta``), resize logits back bilinearly,
+    threshold at 0."""
     cfg = ckpt["config"]
     net = models.build(cfg["net"], width=cfg["width"], depth=cfg["depth"])
     net.load_state_dict(ckpt["model"])
@@ -287,7 +309,8 @@ def expected_mask(ckpt: dict, image: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
     x = F.interpolate(x, size=(cfg["size"],) * 2, mode="bilinear", antialias=True)
     with torch.no_grad():
-        logits = net((x - ckpt["norm"][0]) / ckpt["norm"][1])
+        x = (x - ckpt["norm"][0]) / ckpt["norm"][1]
+        logits = tta_reference(net, x) if tta else net(x)
     return F.interpolate(logits, size=image.shape[:2], mode="bilinear")[0, 0].numpy() > 0
 
 
@@ -321,6 +344,47 @@ def test_predict_writes_masks_at_input_resolution(grid, tmp_path):
         assert pred.any() and not pred.all()
         # the masks track the lesion (overlap well above chance)
         assert (pred & truth).sum() / (pred | truth).sum() > 0.3
+    plain = tmp_path / "plain"
+    done = subprocess.run(
+        [*cmd[:-2], "--no-tta", "--out", str(plain), str(tmp_path / "img1.bmp")],
+        cwd=REPO,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    with Image.open(plain / "img1_mask.png") as im:
+        pred = np.asarray(im.convert("L")) == 255
+    assert (pred == expected_mask(ckpt, inputs["img1.bmp"][0], tta=False)).mean() > 0.999
+
+
+def test_evaluate_retests_runs_with_and_without_tta(grid, env_cache, tmp_path):
+    """`python -m seglib evaluate` rewrites test.json from best.pt: --no-tta gives the plain
+    numbers as headline, the default gives back the TTA numbers; the training device is kept."""
+    import shutil
+
+    out, cfgs, _ = grid
+    names = [store.run_name(c.net, c.loss, c.seed) for c in cfgs[:2]]
+    for name in names:
+        shutil.copytree(out / name, tmp_path / "res" / name)
+    args = [sys.executable, "-m", "seglib", "evaluate", str(tmp_path / "res"), "--device", "cpu"]
+    env = cli_env(env_cache)
+    done = subprocess.run(
+        [*args, "--no-tta"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    for name in names:
+        before, after = (store.read_json(d / name / "test.json") for d in (out, tmp_path / "res"))
+        assert after["tta"] is False and after["device"] == before["device"]
+        assert after["iou"] == pytest.approx(before["plain"]["iou"], abs=1e-6)
+        assert after["plain"] == {k: after[k] for k in ("iou", "dice", "score")}
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name in names:
+        before, after = (store.read_json(d / name / "test.json") for d in (out, tmp_path / "res"))
+        assert after["iou_per_image"] == pytest.approx(before["iou_per_image"], abs=1e-6)
+        assert after["tta"] is True
 
 
 # --- determinism ----------------------------------------------------------------------------
