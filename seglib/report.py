@@ -43,6 +43,7 @@ __all__ = [
     "table",
     "original_table",
     "comparison",
+    "tta_table",
     "summary",
     "run_stats",
     "details",
@@ -103,6 +104,27 @@ def comparison(runs: list[dict], digits: int = 3) -> str:
     return _markdown(nets_of(runs), losses_of(runs), cell)
 
 
+def tta_table(runs: list[dict], digits: int = 3) -> str:
+    """Per cell, mean over seeds: val IoU and test course score without -> with test-time
+    augmentation (runs tested by an older seglib, without these numbers, are left out)."""
+    done = [r for r in runs if (r.get("test") or {}).get("val")]
+
+    def cell(net, loss):
+        rs = cells(done).get((net, loss), [])
+        if not rs:
+            return "–"
+        vals = [
+            np.mean([r["test"]["val"]["plain"]["iou"] for r in rs]),
+            np.mean([r["test"]["val"]["tta"]["iou"] for r in rs]),
+            np.mean([r["test"]["plain"]["score"] for r in rs]),
+            np.mean([r["test"]["score"] for r in rs]),
+        ]
+        v = [f"{x:.{digits}f}" for x in vals]
+        return f"{v[0]} → {v[1]} / {v[2]} → {v[3]}"
+
+    return _markdown(nets_of(runs), losses_of(runs), cell)
+
+
 def details(runs: list[dict]) -> str:
     """Markdown table, one row per run with a history: the numbers behind ``summary``."""
     stats = [
@@ -150,6 +172,17 @@ def write_report(out, path) -> str:
         "",
         summary(runs),
         "",
+    ]
+    if any((r.get("test") or {}).get("val") for r in runs):
+        parts += [
+            "## Test-time augmentation (mean over the 8 flips/rotations; decided on val)",
+            "",
+            "Val IoU without → with TTA / test course score without → with TTA.",
+            "",
+            tta_table(runs),
+            "",
+        ]
+    parts += [
         "## Per-run details",
         "",
         details(runs),

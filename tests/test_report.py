@@ -153,12 +153,29 @@ def test_unfinished_and_unknown_loss(tmp_path):
     assert report.summary([]) == "No runs with a history found."
 
 
+def test_tta_table_hand_made(tmp_path):
+    """Two seeds of one cell: means of the plain and TTA numbers; runs without them left out."""
+    for seed, (vp, vt, tp, tt) in enumerate([(0.80, 0.82, 0.70, 0.74), (0.84, 0.86, 0.72, 0.78)]):
+        write_run(tmp_path, "unet", "bce", seed, tt)
+        d = tmp_path / f"unet_bce_s{seed}"
+        test = json.loads((d / "test.json").read_text())
+        test |= dict(tta=True, plain=dict(iou=0, dice=0, score=tp))
+        test["val"] = dict(plain=dict(iou=vp, dice=0, score=0), tta=dict(iou=vt, dice=0, score=0))
+        (d / "test.json").write_text(json.dumps(test))
+    write_run(tmp_path, "segnet", "bce", 0, 0.5)  # tested without TTA numbers
+    md = report.tta_table(load_runs(tmp_path))
+    assert cell(md, "UNet", "BCE") == "0.820 → 0.840 / 0.710 → 0.760"
+    assert cell(md, "SegNet", "BCE") == "–"
+    assert "Test-time augmentation" in report.write_report(tmp_path, tmp_path / "r.md")
+
+
 def test_write_report(runs, tmp_path):
     path = tmp_path / "out" / "report.md"
     text = report.write_report(runs[0]["dir"].parent, path)
     assert path.read_text(encoding="utf-8") == text
     heads = ("## Test course score", "## Test IoU", "## Test Dice", "ORIGINAL", "## Summary")
     assert all(h in text for h in heads)
+    assert "Test-time augmentation" not in text  # these runs carry no plain/TTA numbers
     (row,) = [ln for ln in text.splitlines() if ln.startswith("| UNet+Focal s0 |")]
     assert "| 12: 0.40 |" in row
 
