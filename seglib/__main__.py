@@ -38,6 +38,7 @@ def cmd_run(a) -> None:
         width=a.width,
         batch_size=a.batch_size,
         lr=a.lr,
+        weight_decay=a.weight_decay,
     )
     experiment.run_grid(cfgs, a.out, device=a.device, quiet=a.quiet or None, tta=not a.no_tta)
     if not a.no_report:
@@ -109,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--width", type=int, help="channels of the first stage")
     r.add_argument("--batch-size", type=int)
     r.add_argument("--lr", type=float)
+    r.add_argument("--weight-decay", type=float, help="Adam's L2 weight decay (default 1e-4)")
     r.add_argument("--out", default="runs", help="results folder (default runs)")
     r.add_argument("--diag", help="figures folder (default OUT/diag)")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -46,8 +46,8 @@ def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) ->
 
 @pytest.mark.parametrize(
     "cmd",
-    [[], ["run"], ["report"], ["predict"], ["synth"], ["bench"]],
-    ids=["main", "run", "report", "predict", "synth", "bench"],
+    [[], ["run"], ["evaluate"], ["report"], ["predict"], ["export"], ["synth"], ["bench"]],
+    ids=["main", "run", "evaluate", "report", "predict", "export", "synth", "bench"],
 )
 def test_help(cmd, tmp_path):
     done = seglib_cli(*cmd, "--help", cache=tmp_path)
@@ -84,8 +84,9 @@ def test_run_bad_input_exits_2(args, fragments, tmp_path):
         (["run", "--preset", "gpu"], ["unknown preset 'gpu'", "smoke"]),
         (["report", "{tmp}/no-results"], ["no-results", "no such results folder"]),
         (["predict", "--weights", "{tmp}/none.pt", "x.png"], ["none.pt", "no such checkpoint"]),
+        (["evaluate", "{tmp}/no-results"], ["no-results", "no finished run with a best.pt"]),
     ],
-    ids=["unknown-preset", "report-missing-folder", "predict-missing-weights"],
+    ids=["unknown-preset", "report-missing-folder", "predict-missing-weights", "evaluate-empty"],
 )
 def test_other_bad_input_returns_2(argv, fragments, tmp_path, capsys, monkeypatch):
     """The same error path, in process (cheap: no torch import per case)."""
@@ -98,6 +99,17 @@ def test_other_bad_input_returns_2(argv, fragments, tmp_path, capsys, monkeypatc
     assert len(err) == 1 and err[0].startswith("error: ")
     for fragment in fragments:
         assert fragment in err[0]
+
+
+def test_run_flags_reach_the_saved_config(smoke_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGLIB_CACHE", str(smoke_cache))
+    out = tmp_path / "out"
+    argv = ["run", "--nets", "unet", "--losses", "dice", "--epochs", "1", "--lr", "0.01"]
+    argv += ["--weight-decay", "0", "--width", "4", "--out", str(out), "--quiet", "--no-report"]
+    assert main(argv) == 0
+    cfg = store.read_json(out / "unet_dice_s0" / "config.json")
+    assert (cfg["epochs"], cfg["lr"], cfg["weight_decay"], cfg["width"]) == (1, 0.01, 0.0, 4)
+    assert (cfg["preset"], cfg["size"], cfg["batch_size"]) == ("smoke", 64, 16)  # the rest: smoke
 
 
 def test_synth_writes_n_cases(tmp_path):
