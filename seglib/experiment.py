@@ -34,6 +34,7 @@ class Preset:
     batch_size: int
     lr: float = 3e-3
     depth: int = 4
+    weight_decay: float = 1e-4  # Adam's L2 term (torch.optim.Adam weight_decay)
 
 
 PRESETS = {
