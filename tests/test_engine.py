@@ -6,6 +6,7 @@ Everything runs on CPU with one torch thread; synthetic data comes from a shared
 ``SEGLIB_CACHE`` (see ``smoke_cache`` in conftest.py).
 """
 
+import dataclasses
 import math
 import os
 import signal
@@ -407,3 +408,14 @@ def test_cpu_fits_are_deterministic(grid, env_cache, tmp_path):
         assert without_seconds(store.read_json(tmp_path / "again" / name / "history.json")) == (
             without_seconds(store.read_json(out / name / "history.json"))
         )
+
+
+def test_preset_per_loss_weight_decay(monkeypatch):
+    """A preset's per-loss weight decay reaches only that loss's runs; --weight-decay wins."""
+    preset = experiment.PRESETS["smoke"]
+    custom = dataclasses.replace(preset, weight_decay=1e-3, loss_weight_decay=(("focal", 0.0),))
+    monkeypatch.setitem(experiment.PRESETS, "smoke", custom)
+    cfgs = experiment.configs("smoke", nets=("unet",), losses_=("bce", "focal"))
+    assert [(c.loss, c.weight_decay) for c in cfgs] == [("bce", 1e-3), ("focal", 0.0)]
+    cfgs = experiment.configs("smoke", nets=("unet",), losses_=("bce", "focal"), weight_decay=0.5)
+    assert [c.weight_decay for c in cfgs] == [0.5, 0.5]
