@@ -35,8 +35,8 @@ class Preset:
     lr: float = 3e-3
     depth: int = 4
     weight_decay: float = 1e-4  # Adam's L2 term (torch.optim.Adam weight_decay)
-    # Per-loss exceptions to weight_decay, e.g. (("focal", 0.0),); chosen on val (README).
-    loss_weight_decay: tuple[tuple[str, float], ...] = ()
+    # Per-run exceptions to weight_decay as (net, loss, value), chosen on val (README).
+    cell_weight_decay: tuple[tuple[str, str, float], ...] = ()
 
 
 PRESETS = {
@@ -89,16 +89,16 @@ def configs(
             raise ValueError(f"unknown loss {lo!r}; choose from {', '.join(losses.NAMES)}")
     base = dataclasses.asdict(PRESETS[preset])
     base["preset"] = base.pop("name")
-    per_loss = dict(base.pop("loss_weight_decay"))
+    per_cell = {(n, lo): wd for n, lo, wd in base.pop("cell_weight_decay")}
     if overrides.get("weight_decay") is not None:
-        per_loss = {}  # an explicit weight decay applies to every loss
+        per_cell = {}  # an explicit weight decay applies to every run
     base.update({k: v for k, v in overrides.items() if v is not None})
     k = 2 ** base["depth"]
     if base["size"] % k or base["size"] < k:
         raise ValueError(f"--size {base['size']}: must be a multiple of 2**depth = {k}")
     wd = base["weight_decay"]
     return [
-        RunConfig(net=n, loss=lo, seed=s, **(base | {"weight_decay": per_loss.get(lo, wd)}))
+        RunConfig(net=n, loss=lo, seed=s, **(base | {"weight_decay": per_cell.get((n, lo), wd)}))
         for n in nets
         for lo in losses_
         for s in seeds

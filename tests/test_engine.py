@@ -410,12 +410,19 @@ def test_cpu_fits_are_deterministic(grid, env_cache, tmp_path):
         )
 
 
-def test_preset_per_loss_weight_decay(monkeypatch):
-    """A preset's per-loss weight decay reaches only that loss's runs; --weight-decay wins."""
+def test_preset_per_run_weight_decay(monkeypatch):
+    """A preset's (net, loss) weight decay reaches only that run; --weight-decay wins."""
     preset = experiment.PRESETS["smoke"]
-    custom = dataclasses.replace(preset, weight_decay=1e-3, loss_weight_decay=(("focal", 0.0),))
+    cells = (("unet", "focal", 0.0), ("segnet", "bce", 0.2))
+    custom = dataclasses.replace(preset, weight_decay=1e-3, cell_weight_decay=cells)
     monkeypatch.setitem(experiment.PRESETS, "smoke", custom)
-    cfgs = experiment.configs("smoke", nets=("unet",), losses_=("bce", "focal"))
-    assert [(c.loss, c.weight_decay) for c in cfgs] == [("bce", 1e-3), ("focal", 0.0)]
+    cfgs = experiment.configs("smoke", nets=("unet", "segnet"), losses_=("bce", "focal"))
+    got = [(c.net, c.loss, c.weight_decay) for c in cfgs]
+    assert got == [
+        ("unet", "bce", 1e-3),
+        ("unet", "focal", 0.0),
+        ("segnet", "bce", 0.2),
+        ("segnet", "focal", 1e-3),
+    ]
     cfgs = experiment.configs("smoke", nets=("unet",), losses_=("bce", "focal"), weight_decay=0.5)
     assert [c.weight_decay for c in cfgs] == [0.5, 0.5]
