@@ -42,9 +42,23 @@ class Preset:
 PRESETS = {
     # Synthetic data, tiny scale: the README's main job and CI's end-to-end check.
     "smoke": Preset("smoke", "synthetic", size=64, width=8, epochs=4, batch_size=16, depth=3),
-    # Real PH2 at 128 px, width 8: the reference study, feasible on a 2-core CPU (~75 min as two
+    # Real PH2 at 128 px, width 8: the reference study, feasible on a 2-core CPU (~100 min as two
     # 1-thread processes). 200 epochs: at 100 the runs were still improving (results/ablation).
-    "cpu": Preset("cpu", "download", size=128, width=8, epochs=200, batch_size=8),
+    # Weight decay 0 where it beat 1e-4 on val IoU (scripts/choose_on_val.py, README).
+    "cpu": Preset(
+        "cpu",
+        "download",
+        size=128,
+        width=8,
+        epochs=200,
+        batch_size=8,
+        cell_weight_decay=(
+            ("segnet", "bce", 0.0),
+            ("segnet", "dice", 0.0),
+            ("segnet", "focal", 0.0),
+            ("unet2", "dice", 0.0),
+        ),
+    ),
     # The original course scale, for GPU users.
     "course": Preset("course", "download", size=256, width=64, epochs=200, batch_size=25, lr=1e-3),
 }
