@@ -1,6 +1,6 @@
 """Choose, per (net, loss) cell, between two finished grids by best val IoU (never test).
 
-    python scripts/choose_on_val.py results/ablation/wd1e-4 results/ablation/wd0 [--copy-to results/cpu]
+    python -m scripts.choose_on_val results/ablation/wd1e-4 results/ablation/wd0 [--copy-to results/cpu]
 
 Prints a markdown table (best val IoU of A / of B, the winner; B must beat A to win) and the
 cells where B wins; ``--copy-to`` copies each cell's winning run folder into that folder.
