@@ -14,6 +14,7 @@ from pathlib import Path
 
 from seglib import store
 from seglib.analysis import cells, display, losses_of, nets_of
+from seglib.report import grid_markdown
 
 
 def best_val(run: dict) -> float:
@@ -29,27 +30,24 @@ def main(argv=None) -> None:
     ga, gb = (cells([r for r in store.load_runs(x) if r["test"]]) for x in (args.a, args.b))
     runs = [r for g in ga.values() for r in g]
     nets, losses = nets_of(runs), losses_of(runs)
-    lines = [
-        "| | " + " | ".join(display(lo) for lo in losses) + " |",
-        "|---" * (len(losses) + 1) + "|",
-    ]
-    wins = []
+    wins, src = [], {}
     for n in nets:
-        row = []
         for lo in losses:
             a, b = ga[(n, lo)][0], gb.get((n, lo), [None])[0]
             if b is None:
                 raise SystemExit(f"{args.b}: no finished {n}+{lo} run")
-            win = best_val(b) > best_val(a)
+            va, vb = best_val(a), best_val(b)
+            win = vb > va
             if win:
                 wins.append((n, lo))
-            row.append(f"{best_val(a):.3f} / {best_val(b):.3f} → {'B' if win else 'A'}")
+            src[(n, lo)] = (
+                f"{va:.3f} / {vb:.3f} → {'B' if win else 'A'}",
+                (b if win else a)["dir"],
+            )
             if args.copy_to:
-                src = (b if win else a)["dir"]
-                shutil.copytree(src, args.copy_to / src.name)
-        lines.append(f"| {display(n)} | " + " | ".join(row) + " |")
+                shutil.copytree(src[(n, lo)][1], args.copy_to / src[(n, lo)][1].name)
     print(f"Best val IoU, A = {args.a} / B = {args.b}:\n")
-    print("\n".join(lines))
+    print(grid_markdown(nets, losses, lambda n, lo: src[(n, lo)][0]))
     print(f"\nB wins: {', '.join(f'{display(n)}+{display(lo)}' for n, lo in wins) or 'none'}")
     print(f"cells: {tuple(wins)}")
 

@@ -56,7 +56,8 @@ __all__ = [
 METRICS = {"score": "course score", "iou": "IoU", "dice": "Dice"}
 
 
-def _markdown(rows: list[str], cols: list[str], cell) -> str:
+def grid_markdown(rows: list[str], cols: list[str], cell) -> str:
+    """Markdown table: one row per ``rows`` key, one column per ``cols`` key, ``cell(r, c)`` text."""
     lines = ["| | " + " | ".join(display(c) for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for r in rows:
         lines.append(f"| {display(r)} | " + " | ".join(cell(r, c) for c in cols) + " |")
@@ -77,7 +78,7 @@ def table(runs: list[dict], metric: str = "score", digits: int = 3) -> str:
     vals = {k: finished_values(rs, metric) for k, rs in groups.items()}
     means = {k: float(np.mean(v)) for k, v in vals.items() if v}
     text = _bold_best(means, {k: fmt_cell(v, digits) for k, v in vals.items()})
-    return _markdown(nets_of(runs), losses_of(runs), lambda n, lo: text.get((n, lo), "–"))
+    return grid_markdown(nets_of(runs), losses_of(runs), lambda n, lo: text.get((n, lo), "–"))
 
 
 def original_table() -> str:
@@ -85,7 +86,7 @@ def original_table() -> str:
     text = _bold_best(ORIGINAL_SCORES, {k: f"{v:.3f}" for k, v in ORIGINAL_SCORES.items()})
     nets = list(dict.fromkeys(n for n, _ in ORIGINAL_SCORES))
     losses = list(dict.fromkeys(lo for _, lo in ORIGINAL_SCORES))
-    return _markdown(nets, losses, lambda n, lo: text[(n, lo)])
+    return grid_markdown(nets, losses, lambda n, lo: text[(n, lo)])
 
 
 def comparison(runs: list[dict], digits: int = 3) -> str:
@@ -101,7 +102,7 @@ def comparison(runs: list[dict], digits: int = 3) -> str:
             return f"{m:.{digits}f} vs –"
         return f"{m:.{digits}f} vs {orig:.{digits}f} ({m - orig:+.{digits}f})"
 
-    return _markdown(nets_of(runs), losses_of(runs), cell)
+    return grid_markdown(nets_of(runs), losses_of(runs), cell)
 
 
 def tta_table(runs: list[dict], digits: int = 3) -> str:
@@ -122,7 +123,7 @@ def tta_table(runs: list[dict], digits: int = 3) -> str:
         v = [f"{x:.{digits}f}" for x in vals]
         return f"{v[0]} → {v[1]} / {v[2]} → {v[3]}"
 
-    return _markdown(nets_of(runs), losses_of(runs), cell)
+    return grid_markdown(nets_of(runs), losses_of(runs), cell)
 
 
 def details(runs: list[dict]) -> str:
