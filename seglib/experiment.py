@@ -13,8 +13,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from . import losses, models, store
 from .data import fetch_ph2, load_ph2, make_synthetic_ph2, split_indices
+from .device import runtime
 from .fetch import cache_dir
 from .train import RunConfig, fit, test_checkpoint
 
@@ -134,43 +137,137 @@ def check_config(run_dir: Path, cfg: RunConfig) -> None:
         )
 
 
+class RunsFailed(RuntimeError):
+    """Some runs of a grid failed (each one's reason is in its folder); the others finished."""
+
+
+def plan(cfgs: list[RunConfig], out: Path) -> dict[str, list[RunConfig]]:
+    """The grid's runs by state: "finished" (``test.json``), "resumed" (``last.pt``), "new"."""
+    states: dict[str, list[RunConfig]] = {"finished": [], "resumed": [], "new": []}
+    for cfg in cfgs:
+        run_dir = Path(out) / store.run_name(cfg.net, cfg.loss, cfg.seed)
+        if (run_dir / "test.json").exists():
+            states["finished"].append(cfg)
+        elif (run_dir / "last.pt").exists():
+            states["resumed"].append(cfg)
+        else:
+            states["new"].append(cfg)
+    return states
+
+
 def run_grid(
     cfgs: list[RunConfig],
     out: Path,
     device: str = "auto",
     quiet: bool | None = None,
     tta: bool = True,
+    precision: str = "auto",
+    jobs: int = 1,
+    threads: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> list[dict]:
-    """Train every config into ``out/<net>_<loss>_s<seed>/`` (resuming) and return test results."""
+    """Train every config into ``out/<net>_<loss>_s<seed>/`` (resuming) and return test results.
+
+    ``jobs`` > 1 runs that many runs side by side in worker processes with ``threads`` threads
+    each (default: the cores split evenly); ``executor="ray"`` runs them as Ray tasks (on the
+    cluster at ``ray_address``, else a local Ray). Failed runs raise :class:`RunsFailed` at the
+    end, after every other run finished.
+    """
+    from . import parallel
+    from .threads import threads_per_job
+
     out = Path(out)
     quiet = bool(os.environ.get("CI")) if quiet is None else quiet
+    if jobs < 1:
+        raise ValueError(f"--jobs {jobs}: must be at least 1")
+    if executor not in ("local", "ray"):
+        raise ValueError(f"--executor {executor}: choose local or ray")
     for cfg in cfgs:  # refuse before any work is done
         check_config(out / store.run_name(cfg.net, cfg.loss, cfg.seed), cfg)
-    datasets, results = {}, []
+    states = plan(cfgs, out)
+    todo = [c for c in cfgs if c not in states["finished"]]
+    side_by_side = executor == "ray" or (jobs > 1 and len(todo) > 1)
+    if side_by_side:
+        per_run = threads_per_job(jobs, threads)
+    else:
+        if threads:
+            torch.set_num_threads(threads)
+        per_run = torch.get_num_threads()
+    rt = runtime(device, precision)
+    info = rt.describe() | {"threads": per_run}
+    print(
+        f"grid: {len(cfgs)} runs: {len(states['finished'])} finished (skipped), "
+        f"{len(states['resumed'])} resumed, {len(states['new'])} new; "
+        + (f"{executor} executor, " if executor == "ray" else f"{jobs} at a time, ")
+        + f"device {info['device']}, precision {info['precision']}, {per_run} threads per run, "
+        f"CPU {info['cpu']} (native bf16: {'yes' if info['cpu_native_bf16'] else 'no'})",
+        flush=True,
+    )
+    datasets: dict = {}
     t0 = time.perf_counter()
-    for cfg in cfgs:
-        run_dir = out / store.run_name(cfg.net, cfg.loss, cfg.seed)
-        if store.read_json(run_dir / "test.json") is not None:
-            results.append(store.read_json(run_dir / "test.json"))
-            continue
-        key = (cfg.data, cfg.size)
-        if key not in datasets:
-            datasets[key] = resolve_data(cfg.data, cfg.size, quiet)
-        data = datasets[key]
-        split = split_indices(len(data), seed=cfg.split_seed)
-        results.append(fit(cfg, data, split, run_dir, device=device, quiet=quiet, tta=tta))
+    for cfg in todo:  # fetch and cache every dataset once, before any worker starts
+        if (cfg.data, cfg.size) not in datasets:
+            datasets[cfg.data, cfg.size] = resolve_data(cfg.data, cfg.size, quiet)
+    results: dict[str, dict] = {}
+    for cfg in states["finished"]:
+        name = store.run_name(cfg.net, cfg.loss, cfg.seed)
+        results[name] = store.read_json(out / name / "test.json")
+    if side_by_side:
+        tasks = [
+            {
+                "name": store.run_name(c.net, c.loss, c.seed),
+                "cfg": c.to_dict(),
+                "out": str(out),
+                "device": device,
+                "precision": precision,
+                "tta": tta,
+            }
+            for c in todo
+        ]
+        if executor == "ray":
+            gpus = 1 / jobs if rt.device.type == "cuda" else 0
+            done = parallel.run_ray(tasks, out, per_run, gpus, ray_address, quiet)
+        else:
+            done = parallel.run_local(tasks, out, jobs, per_run, quiet)
+        results.update({t["name"]: r for t, r in zip(tasks, done)})
+    else:
+        for cfg in todo:
+            name = store.run_name(cfg.net, cfg.loss, cfg.seed)
+            data = datasets[cfg.data, cfg.size]
+            split = split_indices(len(data), seed=cfg.split_seed)
+            results[name] = fit(
+                cfg,
+                data,
+                split,
+                out / name,
+                device=device,
+                quiet=quiet,
+                tta=tta,
+                precision=precision,
+            )
     if quiet:
         print(f"grid: {len(cfgs)} runs in {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
-    return results
+    failed = [r for r in results.values() if "failed" in r]
+    if failed:
+        lines = "; ".join(f"{r['name']}: {r['failed']}" for r in failed)
+        raise RunsFailed(f"{len(failed)} of {len(cfgs)} runs failed: {lines}")
+    return [results[store.run_name(c.net, c.loss, c.seed)] for c in cfgs]
 
 
 def retest(
-    out: Path, data: str | None = None, device: str = "auto", tta: bool = True
+    out: Path,
+    data: str | None = None,
+    device: str = "auto",
+    tta: bool = True,
+    precision: str = "auto",
 ) -> list[dict]:
     """Re-evaluate every finished run's ``best.pt`` in ``out`` on its test split (rewriting
     ``test.json``), e.g. to add test-time augmentation to runs tested without it.
 
     ``data`` overrides the dataset path saved in each run's config (data moves between machines).
+    ``precision`` "auto" re-tests each run in the precision it was trained in (where this device
+    has it), so a re-test reproduces the numbers of the training machine.
     """
     runs = [r for r in store.load_runs(out) if r["test"] and (r["dir"] / "best.pt").exists()]
     if not runs:
@@ -182,5 +279,12 @@ def retest(
         if key not in datasets:
             datasets[key] = resolve_data(key[0], key[1], quiet=True)
         split = split_indices(len(datasets[key]), seed=cfg["split_seed"])
-        results.append(test_checkpoint(r["dir"], datasets[key], split, device=device, tta=tta))
+        used = precision
+        if used == "auto":
+            used = (cfg.get("runtime") or {}).get("precision", "auto")
+            if used == "fp16" and runtime(device).device.type != "cuda":
+                used = "auto"
+        results.append(
+            test_checkpoint(r["dir"], datasets[key], split, device=device, tta=tta, precision=used)
+        )
     return results

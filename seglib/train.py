@@ -110,6 +110,7 @@ def fit(
     device: str = "auto",
     quiet: bool = False,
     tta: bool = True,
+    precision: str = "auto",
 ):
     """Train one run and return its test metrics dict (also written to ``test.json``).
 
@@ -118,17 +119,19 @@ def fit(
         split: (train, val, test) index arrays. out_dir: the run folder (resumed if present).
         device: "auto", "cpu", "cuda" or any torch device string. quiet: no progress bar.
         tta: test with test-time augmentation (see :func:`test_checkpoint`).
+        precision: "auto", "fp32", "bf16" or "fp16" (:func:`seglib.device.choose_precision`).
     """
     out_dir = Path(out_dir)
     finished = store.read_json(out_dir / "test.json")
     if finished is not None:
         return finished
-    rt = runtime(device)
+    rt = runtime(device, precision)
     torch.manual_seed(cfg.seed)
     model = rt.format(models.build(cfg.net, width=cfg.width, depth=cfg.depth).to(rt.device))
     loss_fn = losses.build(cfg.loss, **cfg.loss_kw)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _scheduler(cfg, opt)
+    scaler = rt.scaler()
     gen = torch.Generator().manual_seed(cfg.seed)
 
     tr, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
@@ -143,9 +146,13 @@ def fit(
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         gen.set_state(state["gen"])
+        if state.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         history, best, start = state["history"], state["best"], state["epoch"]
-    store.write_json(out_dir / "config.json", cfg.to_dict())
+    store.write_json(out_dir / "config.json", cfg.to_dict() | {"runtime": rt.describe()})
+    if rt.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(rt.device)
 
     bar = tqdm(
         range(start, cfg.epochs),
@@ -170,8 +177,9 @@ def fit(
                 logits = model(x)
             loss = loss_fn(logits, y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             loss_sum += loss.detach() * len(idx)
             pred = logits.detach() > 0
             inter += (pred & (y > 0.5)).sum()
@@ -201,6 +209,7 @@ def fit(
             "opt": opt.state_dict(),
             "sched": sched.state_dict(),
             "gen": gen.get_state(),
+            "scaler": scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "history": history,
             "best": best,
@@ -210,7 +219,14 @@ def fit(
         store.write_json(out_dir / "history.json", history)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{val_iou:.3f}")
 
-    return test_checkpoint(out_dir, data, split, device=device, tta=tta, quiet=quiet)
+    speed = {
+        "train_images_per_s": len(tr) * len(history) / max(sum(h["seconds"] for h in history), 1e-9)
+    }
+    if rt.device.type == "cuda":
+        speed["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(rt.device) / 2**20
+    return test_checkpoint(
+        out_dir, data, split, device=device, tta=tta, quiet=quiet, precision=precision, extra=speed
+    )
 
 
 def _means(res: dict) -> dict:
@@ -218,15 +234,24 @@ def _means(res: dict) -> dict:
 
 
 def test_checkpoint(
-    out_dir: Path, data, split, device: str = "auto", tta: bool = True, quiet: bool = True
+    out_dir: Path,
+    data,
+    split,
+    device: str = "auto",
+    tta: bool = True,
+    quiet: bool = True,
+    precision: str = "auto",
+    extra: dict | None = None,
 ) -> dict:
     """Evaluate a run's ``best.pt`` on the test split, write and return ``test.json``.
 
     The headline ``iou``/``dice``/``score`` use test-time augmentation when ``tta``; ``plain``
     holds the test means without it, and ``val`` both variants on val (where that choice is made).
+    ``extra`` (e.g. training speed) is added to ``test.json``; keys a re-test does not recompute
+    (speed, runtime) are kept from the previous ``test.json``.
     """
     out_dir = Path(out_dir)
-    rt = runtime(device)
+    rt = runtime(device, precision)
     ckpt = torch.load(out_dir / "best.pt", map_location=rt.device, weights_only=False)
     cfg = ckpt["config"]
     model = rt.format(models.build(cfg["net"], width=cfg["width"], depth=cfg["depth"]))
@@ -243,8 +268,11 @@ def test_checkpoint(
 
     test = run(te, tta)
     history = store.read_json(out_dir / "history.json") or []
-    trained_on = (store.read_json(out_dir / "test.json") or {}).get("device", rt.name)
+    previous = store.read_json(out_dir / "test.json") or {}
+    saved_cfg = store.read_json(out_dir / "config.json") or {}
+    kept = {k: previous[k] for k in ("train_images_per_s", "peak_gpu_memory_mb") if k in previous}
     result = {
+        **kept,
         **_means(test),
         "loss": test["loss"],
         "iou_per_image": test["iou"].tolist(),
@@ -257,7 +285,10 @@ def test_checkpoint(
         "best_epoch": ckpt["epoch"],
         "params": models.count_params(model),
         "train_seconds": sum(h["seconds"] for h in history),
-        "device": trained_on,
+        "device": previous.get("device", rt.name),
+        "runtime": previous.get("runtime", saved_cfg.get("runtime", rt.describe())),
+        "test_runtime": rt.describe(),
+        **(extra or {}),
     }
     store.write_json(out_dir / "test.json", result)
     if quiet:

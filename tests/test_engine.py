@@ -50,7 +50,8 @@ def env_cache(smoke_cache, monkeypatch):
 
 @pytest.fixture(scope="module")
 def grid(smoke_cache, tmp_path_factory):
-    """The full smoke grid (3 nets x 4 losses, synthetic n=200, 4 epochs), trained once."""
+    """The full smoke grid (3 nets x 4 losses, synthetic n=200, 4 epochs), trained once in fp32
+    (the reference computations below are fp32)."""
     out = tmp_path_factory.mktemp("smoke-grid")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -58,7 +59,7 @@ def grid(smoke_cache, tmp_path_factory):
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SEGLIB_CACHE", str(smoke_cache))
             cfgs = experiment.configs("smoke")
-            results = experiment.run_grid(cfgs, out, device="cpu", quiet=True)
+            results = experiment.run_grid(cfgs, out, device="cpu", quiet=True, precision="fp32")
     finally:
         torch.set_num_threads(threads)
     return out, cfgs, results
@@ -96,7 +97,9 @@ def test_smoke_grid_writes_every_run(grid):
         run = out / store.run_name(cfg.net, cfg.loss, cfg.seed)
         for f in ("config.json", "history.json", "test.json", "best.pt", "last.pt"):
             assert (run / f).is_file(), f"{run.name}/{f} missing"
-        assert store.read_json(run / "config.json") == cfg.to_dict()
+        saved = store.read_json(run / "config.json")
+        assert {k: v for k, v in saved.items() if k != "runtime"} == cfg.to_dict()
+        assert saved["runtime"]["threads"] == 1 and saved["runtime"]["device"] == "cpu"
         assert (cfg.size, cfg.width, cfg.depth, cfg.epochs) == (64, 8, 3, SMOKE_EPOCHS)
 
         history = store.read_json(run / "history.json")
@@ -396,7 +399,9 @@ def test_cpu_fits_are_deterministic(grid, env_cache, tmp_path):
     except ``seconds`` and identical test metrics."""
     out, _, _ = grid
     cfgs = experiment.configs("smoke", losses_=("bce",))
-    again = experiment.run_grid(cfgs, tmp_path / "again", device="cpu", quiet=True)
+    again = experiment.run_grid(
+        cfgs, tmp_path / "again", device="cpu", quiet=True, precision="fp32"
+    )
     for cfg, result in zip(cfgs, again):
         name = store.run_name(cfg.net, cfg.loss, cfg.seed)
         first = store.read_json(out / name / "test.json")

@@ -1,0 +1,108 @@
+"""The parallel grid (issue 16): ``--jobs 2`` and ``--executor ray`` give each run the same test
+metrics as a sequential grid at the same per-run thread count; a crashing run fails alone with its
+traceback saved; Ctrl-C stops every worker and a rerun resumes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from seglib import experiment, store
+
+REPO = Path(__file__).resolve().parent.parent
+GRID = ["--preset", "smoke", "--nets", "unet,segnet", "--losses", "bce,dice", "--epochs", "2"]
+KEYS = ("iou", "dice", "score", "iou_per_image", "best_epoch")
+
+
+def cli(*args, cache, timeout=600, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1", SEGLIB_CACHE=str(cache))
+    env.pop("CI", None)
+    cmd = [sys.executable, "-m", "seglib", "run", "--no-report", "--quiet", *map(str, args)]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def metrics(out: Path) -> dict:
+    tests = {d.name: store.read_json(d / "test.json") for d in Path(out).iterdir() if d.is_dir()}
+    return {name: {k: t[k] for k in KEYS} for name, t in tests.items() if t}
+
+
+@pytest.fixture(scope="module")
+def sequential(smoke_cache, tmp_path_factory):
+    """The 4-run grid, one run at a time with one thread (the reference for the others)."""
+    out = tmp_path_factory.mktemp("seq")
+    done = cli(*GRID, "--jobs", "1", "--threads", "1", "--out", out, cache=smoke_cache)
+    assert done.returncode == 0, done.stderr
+    assert len(metrics(out)) == 4
+    return out
+
+
+def test_jobs_2_gives_the_sequential_metrics(sequential, smoke_cache, tmp_path):
+    done = cli(*GRID, "--jobs", "2", "--out", tmp_path, cache=smoke_cache)
+    assert done.returncode == 0, done.stderr
+    assert "2 at a time" in done.stdout and "1 threads per run" in done.stdout
+    assert metrics(tmp_path) == metrics(sequential)
+    again = cli(*GRID, "--jobs", "2", "--out", tmp_path, cache=smoke_cache)
+    assert "4 finished (skipped), 0 resumed, 0 new" in again.stdout
+
+
+def test_ray_executor_gives_the_sequential_metrics(sequential, smoke_cache, tmp_path):
+    pytest.importorskip("ray")
+    args = ["--nets", "unet", "--executor", "ray", "--jobs", "2", "--out", tmp_path]
+    done = cli(*GRID, *args, cache=smoke_cache)
+    assert done.returncode == 0, done.stderr
+    got = metrics(tmp_path)
+    assert set(got) == {"unet_bce_s0", "unet_dice_s0"}
+    assert got == {k: v for k, v in metrics(sequential).items() if k in got}
+
+
+def test_a_crashing_run_fails_alone(sequential, smoke_cache, tmp_path):
+    """A run whose history.json cannot be written (a folder is in the way) fails with its
+    traceback in its folder; the other three finish; exit 1 names the failed run."""
+    (tmp_path / "unet_dice_s0" / "history.json").mkdir(parents=True)
+    done = cli(*GRID, "--jobs", "2", "--out", tmp_path, cache=smoke_cache)
+    assert done.returncode == 1, done.stderr
+    assert "error: 1 of 4 runs failed: unet_dice_s0" in done.stderr
+    run = tmp_path / "unet_dice_s0"
+    assert "IsADirectoryError" in (run / "error.txt").read_text()
+    assert "IsADirectoryError" in store.read_json(run / "failed.json")["reason"]
+    want = {k: v for k, v in metrics(sequential).items() if k != "unet_dice_s0"}
+    assert metrics(tmp_path) == want
+
+
+def test_ctrl_c_stops_all_workers_and_a_rerun_resumes(sequential, smoke_cache, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", SEGLIB_CACHE=str(smoke_cache))
+    env.pop("CI", None)
+    grid = [*GRID[:-1], "6"]
+    cmd = [sys.executable, "-m", "seglib", "run", "--no-report", "--quiet", *grid]
+    cmd += ["--jobs", "2", "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(tmp_path.glob("*/last.pt")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # as Ctrl-C does to the main process
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted; rerun the same command to resume" in err.decode()
+    # every worker is gone: nothing in the run folders changes any more
+    time.sleep(1.5)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    time.sleep(2.0)
+    assert before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert len(metrics(tmp_path)) < 4
+    done = cli(*grid, "--jobs", "2", "--out", tmp_path, cache=smoke_cache)
+    assert done.returncode == 0, done.stderr
+    assert "resumed" in done.stdout and len(metrics(tmp_path)) == 4
+    cfgs = experiment.configs("smoke", nets=("unet", "segnet"), losses_=("bce", "dice"))
+    assert all(
+        len(store.read_json(tmp_path / f"{c.net}_{c.loss}_s0" / "history.json")) == 6 for c in cfgs
+    )

@@ -1,0 +1,146 @@
+"""The per-machine runtime (issues 12 and 16): the precision chosen for each kind of machine
+(capabilities mocked, so CPU-only CI covers CUDA), the fp16 gradient scaler's state surviving a
+resume exactly, and bf16 determinism where the CPU has native bf16."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from seglib import device, store, train
+from seglib.data import load_ph2
+from seglib.threads import threads_per_job
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize(
+    "kind, precision, facts, want",
+    [
+        ("cuda", "auto", {"capability": (8, 0)}, "bf16"),  # A100
+        ("cuda", "auto", {"capability": (9, 0)}, "bf16"),  # H100
+        ("cuda", "auto", {"capability": (7, 5)}, "fp16"),  # T4: bf16 only emulated
+        ("cuda", "auto", {"capability": (7, 0)}, "fp16"),  # V100
+        ("cuda", "fp32", {"capability": (9, 0)}, "fp32"),
+        ("cuda", "bf16", {"capability": (7, 5)}, "bf16"),  # explicit wins
+        ("cpu", "auto", {"native_bf16": True}, "bf16"),  # AVX512-BF16 / AMX
+        ("cpu", "auto", {"native_bf16": False}, "fp32"),  # e.g. Zen 3: bf16 8-17x slower
+        ("cpu", "bf16", {"native_bf16": False}, "bf16"),
+        ("cpu", "fp32", {"native_bf16": True}, "fp32"),
+    ],
+)
+def test_choose_precision(kind, precision, facts, want):
+    assert device.choose_precision(kind, precision, **facts) == want
+
+
+def test_bad_precisions_are_refused():
+    with pytest.raises(ValueError, match="fp16: CUDA only"):
+        device.choose_precision("cpu", "fp16")
+    with pytest.raises(ValueError, match="--precision fp8"):
+        device.choose_precision("cuda", "fp8", capability=(9, 0))
+
+
+@pytest.mark.parametrize("avx512_bf16, amx, want", [(1, 0, True), (0, 1, True), (0, 0, False)])
+def test_cpu_native_bf16_reads_torch_probe(monkeypatch, avx512_bf16, amx, want):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bool(avx512_bf16))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: bool(amx))
+    assert device.cpu_native_bf16() is want
+    assert device.runtime("cpu").precision == ("bf16" if want else "fp32")
+
+
+@pytest.mark.parametrize("cap, want, scaled", [((7, 5), "fp16", True), ((8, 6), "bf16", False)])
+def test_cuda_runtime_from_capability(monkeypatch, cap, want, scaled):
+    """``runtime("cuda")`` with the CUDA queries mocked: precision and autocast dtype by
+    capability, and a gradient scaler only for fp16."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: cap)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # T4 says so too
+    rt = device.runtime("cuda")
+    assert rt.precision == want and rt.device.type == "cuda" and rt.channels_last
+    assert rt.amp_dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[want]
+    assert (rt.precision == "fp16") is scaled
+
+
+@pytest.mark.parametrize(
+    "jobs, threads, n_cores, want",
+    [(1, None, 2, 2), (2, None, 2, 1), (3, None, 2, 1), (2, 3, 2, 3)],
+)
+def test_threads_per_job(jobs, threads, n_cores, want):
+    assert threads_per_job(jobs, threads, n_cores=n_cores) == want
+
+
+# --- fp16 gradient scaler: its state goes into last.pt -------------------------------------
+
+
+@pytest.fixture
+def tiny(synth_tree):
+    data = load_ph2(synth_tree, size=32, progress=False)
+    split = (np.array([0, 1, 2, 3]), np.array([4]), np.array([5]))
+    cfg = train.RunConfig(net="unet", width=4, depth=2, size=32, epochs=3, batch_size=2)
+    return cfg, data, split
+
+
+@pytest.fixture
+def fp16_cpu(monkeypatch):
+    """fit's runtime forced to fp16 autocast on CPU with a scaler that grows every step and
+    halves on each overflow, so the scale it has reached is state that a resume must restore."""
+    cpu = torch.device("cpu")
+
+    class Fp16(device.Runtime):
+        def scaler(self):
+            return torch.amp.GradScaler("cpu", init_scale=2.0**14, growth_interval=1)
+
+    monkeypatch.setattr(train, "runtime", lambda dev="auto", precision="auto": Fp16(cpu, "fp16"))
+
+
+def test_fp16_scaler_state_resumes_exactly(tiny, fp16_cpu, tmp_path, monkeypatch):
+    cfg, data, split = tiny
+    cfg = dataclasses.replace(cfg, batch_size=1)  # 4 steps per epoch
+    whole = train.fit(cfg, data, split, tmp_path / "whole", device="cpu", quiet=True, tta=False)
+    ref = store.read_json(tmp_path / "whole" / "history.json")
+
+    real_save = store.save_torch
+    saves = []
+
+    def save_then_stop(path, obj):  # a crash right after epoch 1's checkpoint
+        real_save(path, obj)
+        if path.name == "last.pt":
+            saves.append(obj)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "save_torch", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(cfg, data, split, tmp_path / "cut", device="cpu", quiet=True, tta=False)
+    scaler_state = saves[0]["scaler"]
+    # 4 steps from 2**14: each step doubles the scale or (overflow) halves it
+    assert np.log2(scaler_state["scale"]) in {14 + k for k in (-4, -2, 0, 2, 4)}
+    monkeypatch.setattr(store, "save_torch", real_save)
+    resumed = train.fit(cfg, data, split, tmp_path / "cut", device="cpu", quiet=True, tta=False)
+    got = store.read_json(tmp_path / "cut" / "history.json")
+    drop = {"seconds"}
+    assert [{k: v for k, v in r.items() if k not in drop} for r in got] == [
+        {k: v for k, v in r.items() if k not in drop} for r in ref
+    ]
+    assert resumed["iou_per_image"] == whole["iou_per_image"]
+
+
+def test_run_records_its_runtime(tiny, tmp_path):
+    cfg, data, split = tiny
+    result = train.fit(cfg, data, split, tmp_path, device="cpu", quiet=True, tta=False)
+    saved = store.read_json(tmp_path / "config.json")
+    assert saved["runtime"]["precision"] == device.runtime("cpu").precision
+    assert saved["runtime"]["threads"] == torch.get_num_threads() == 1
+    assert {k: v for k, v in saved.items() if k != "runtime"} == dataclasses.asdict(cfg)
+    assert result["runtime"] == saved["runtime"]
+    assert result["train_images_per_s"] > 0
+
+
+@pytest.mark.skipif(not device.cpu_native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_fits_are_deterministic(tiny, tmp_path):
+    cfg, data, split = tiny
+    runs = [train.fit(cfg, data, split, tmp_path / k, "cpu", True, False, "bf16") for k in "ab"]
+    hist = [[r["val_loss"] for r in store.read_json(tmp_path / k / "history.json")] for k in "ab"]
+    assert hist[0] == hist[1]
+    assert runs[0]["iou_per_image"] == runs[1]["iou_per_image"]
+    assert store.read_json(tmp_path / "a" / "config.json")["runtime"]["precision"] == "bf16"
