@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import losses, models, store
-from .data import fetch_ph2, load_ph2, make_synthetic_ph2, split_indices
+from .data import fetch_ph2, load_dataset, make_synthetic_ph2, split_indices
 from .fetch import cache_dir
 from .train import RunConfig, fit, test_checkpoint
 
@@ -73,7 +73,8 @@ class ConfigMismatch(ValueError):
 
 
 def resolve_data(data: str, size: int, quiet: bool = False):
-    """Load the dataset named by ``data``: a path (folder or archive), "synthetic" or "download"."""
+    """Load the dataset named by ``data``: a path (PH2 or paired images/masks, folder or
+    archive), "synthetic" or "download"."""
     if data == "synthetic":
         root = make_synthetic_ph2(cache_dir() / "synthetic", n=200, seed=0)
     elif data == "download":
@@ -82,7 +83,7 @@ def resolve_data(data: str, size: int, quiet: bool = False):
         root = Path(data).expanduser()
         if not root.exists():
             raise FileNotFoundError(f"--data {data}: no such file or folder")
-    return load_ph2(root, size=size, progress=None if not quiet else False)
+    return load_dataset(root, size=size, progress=None if not quiet else False)
 
 
 def configs(
@@ -157,7 +158,7 @@ def run_grid(
         if key not in datasets:
             datasets[key] = resolve_data(cfg.data, cfg.size, quiet)
         data = datasets[key]
-        split = split_indices(len(data), seed=cfg.split_seed)
+        split = split_indices(len(data), seed=cfg.split_seed, fractions=cfg.split_fractions)
         results.append(fit(cfg, data, split, run_dir, device=device, quiet=quiet, tta=tta))
     if quiet:
         print(f"grid: {len(cfgs)} runs in {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
@@ -181,6 +182,8 @@ def retest(
         key = (data or cfg["data"], cfg["size"])
         if key not in datasets:
             datasets[key] = resolve_data(key[0], key[1], quiet=True)
-        split = split_indices(len(datasets[key]), seed=cfg["split_seed"])
+        split = split_indices(
+            len(datasets[key]), seed=cfg["split_seed"], fractions=cfg.get("split_fractions")
+        )
         results.append(test_checkpoint(r["dir"], datasets[key], split, device=device, tta=tta))
     return results
