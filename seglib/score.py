@@ -54,8 +54,9 @@ def read_truth(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
-    """``(mean, low, high)``: Student-t confidence interval of the mean; ``low = high = mean``
-    when all values are equal, NaN bounds for fewer than two values."""
+    """``(mean, low, high)``: Student-t confidence interval of the mean, clipped to [0, 1] (the
+    metrics' range); ``low = high = mean`` when all values are equal, NaN bounds for fewer than
+    two values."""
     x = np.asarray(values, dtype=np.float64)
     mean = float(x.mean())
     if x.size < 2:
@@ -64,7 +65,7 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     if sem == 0:
         return mean, mean, mean
     low, high = stats.t.interval(level, x.size - 1, loc=mean, scale=sem)
-    return mean, float(low), float(high)
+    return mean, max(0.0, float(low)), min(1.0, float(high))
 
 
 def _overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> Image.Image:
