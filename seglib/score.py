@@ -53,6 +53,12 @@ def read_truth(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return gray / (1.0 if gray.max(initial=0) <= 1 else 255.0) > 0.5
 
 
+def _short(value) -> float:
+    """A float32 metric as the shortest decimal that reads back as the same float32 (0.6, not
+    0.6000000238418579), so the CSV shows what was computed and nothing more."""
+    return float(str(np.float32(value)))
+
+
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     """``(mean, low, high)``: Student-t confidence interval of the mean, clipped to [0, 1] (the
     metrics' range); ``low = high = mean`` when all values are equal, NaN bounds for fewer than
@@ -106,7 +112,7 @@ def score(
         m = metrics.summarise(
             torch.from_numpy(pred)[None, None], torch.from_numpy(truth)[None, None]
         )
-        rows.append({"name": p.name, **{k: float(v[0]) for k, v in m.items()},
+        rows.append({"name": p.name, **{k: _short(v[0]) for k, v in m.items()},
                      "image": str(p.image), "mask": str(p.mask)})  # fmt: skip
         if worst > 0 and overlays is not None:
             keep[p.name] = (rows[-1]["iou"], p)
