@@ -86,7 +86,7 @@ def test_score_agrees_with_predicts_masks_scored_by_hand(trained, tmp_path, tta)
 
 
 def test_both_layouts_train_and_report_their_name(trained):
-    for layout, (root, results) in trained.items():
+    for root, results in trained.values():
         test = store.read_json(results / "unet_bce_s0" / "test.json")
         cfg = store.read_json(results / "unet_bce_s0" / "config.json")
         assert test["dataset"] == root.name and cfg["split_fractions"] == [0.5, 0.25, 0.25]
