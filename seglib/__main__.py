@@ -1,4 +1,4 @@
-"""Command line: ``python -m seglib {run,evaluate,report,predict,export,synth,bench} --help``."""
+"""Command line: ``python -m seglib {run,evaluate,report,predict,score,export,synth,bench} --help``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,18 @@ def auto_jobs(device: str) -> int:
     return 1 if on_gpu else cores()
 
 
+def _fractions(text: str) -> list[float]:
+    try:
+        fr = [float(t) for t in _csv(text)]
+    except ValueError:
+        fr = []
+    if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-6:
+        raise argparse.ArgumentTypeError(
+            f"expected train,val,test fractions summing to 1 (e.g. 0.6,0.2,0.2), got {text!r}"
+        )
+    return fr
+
+
 def cmd_run(a) -> None:
     from . import experiment
 
@@ -59,6 +71,7 @@ def cmd_run(a) -> None:
         batch_size=a.batch_size,
         lr=a.lr,
         weight_decay=a.weight_decay,
+        split_fractions=a.split,
     )
     experiment.run_grid(
         cfgs,
@@ -115,6 +128,19 @@ def cmd_predict(a) -> None:
         print(p)
 
 
+def cmd_score(a) -> None:
+    from .predict import DEFAULT_WEIGHTS
+    from .score import score, summary_lines, write_csv
+
+    source, rows = score(a.weights or DEFAULT_WEIGHTS, Path(a.data), split=a.split,
+                         device=a.device, tta=not a.no_tta, overlays=a.overlays, worst=a.worst)  # fmt: skip
+    if a.out:
+        write_csv(rows, Path(a.out))
+    print("\n".join(summary_lines(source, rows, a.split, not a.no_tta)))
+    if a.out:
+        print(f"wrote {a.out}")
+
+
 def cmd_export(a) -> None:
     from .predict import DEFAULT_WEIGHTS, export_weights
 
@@ -123,9 +149,12 @@ def cmd_export(a) -> None:
 
 
 def cmd_synth(a) -> None:
-    from .data import make_synthetic_ph2
+    from .synth import make_synthetic_pairs, make_synthetic_ph2
 
-    print(make_synthetic_ph2(a.root, n=a.n, seed=a.seed))
+    if a.layout == "ph2":
+        print(make_synthetic_ph2(a.root, n=a.n, seed=a.seed))
+    else:
+        print(make_synthetic_pairs(a.root, n=a.n, seed=a.seed, layout=a.layout))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -134,7 +163,7 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="train the grid (resumes), then write the report")
     r.add_argument("--preset", default="smoke", help="smoke | cpu | course (default smoke)")
-    r.add_argument("--data", help="PH2 folder or archive, 'synthetic' or 'download'")
+    r.add_argument("--data", help="PH2 or images+masks folder/archive, 'synthetic', 'download'")
     r.add_argument("--nets", type=_csv, help="comma list of segnet,unet,unet2 (default all)")
     r.add_argument("--losses", type=_csv, help="comma list of bce,dice,focal,correlation,...")
     r.add_argument("--seeds", type=_ints, default=[0], help="comma list of seeds (default 0)")
@@ -144,6 +173,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int)
     r.add_argument("--lr", type=float)
     r.add_argument("--weight-decay", type=float, help="Adam's L2 weight decay (default 1e-4)")
+    r.add_argument("--split", type=_fractions, help="train,val,test fractions (default .5,.25,.25)")
     r.add_argument("--out", default="runs", help="results folder (default runs)")
     r.add_argument("--diag", help="figures folder (default OUT/diag)")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -202,13 +232,25 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
     pr.set_defaults(func=cmd_predict)
 
+    sc = sub.add_parser("score", help="predict every image of a labelled dataset and score it")
+    sc.add_argument("--data", required=True, help="PH2 or images+masks folder or archive")
+    sc.add_argument("--weights", help="checkpoint (default: the shipped weights/best.pt)")
+    sc.add_argument("--out", help="per-image CSV (name, iou, dice, score, image, mask)")
+    sc.add_argument("--split", default="all", help="all | train | val | test (checkpoint's split)")
+    sc.add_argument("--worst", type=int, default=0, help="overlays of the K worst images by IoU")
+    sc.add_argument("--overlays", help="folder for the --worst overlays (PNG)")
+    sc.add_argument("--device", default="cpu")
+    sc.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    sc.set_defaults(func=cmd_score)
+
     ex = sub.add_parser("export", help="ship the best run's weights (chosen by val IoU)")
     ex.add_argument("results", help="results folder written by `run`")
     ex.add_argument("--dest", help="weights file (default weights/best.pt)")
     ex.set_defaults(func=cmd_export)
 
     s = sub.add_parser("synth", help="write a synthetic PH2-like dataset")
-    s.add_argument("root", help="folder to write PH2Dataset/ into")
+    s.add_argument("root", help="folder to write PH2Dataset/ (SyntheticISIC/, ...) into")
+    s.add_argument("--layout", default="ph2", choices=("ph2", "isic", "folders"))
     s.add_argument("--n", type=int, default=200)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_synth)

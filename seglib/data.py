@@ -1,5 +1,5 @@
 """PH2 data: load (find the cases, decode, resize, binarise, cache), split; re-exports fetch and
-synthetic data.
+synthetic data. ``load_dataset`` loads PH2 or any folder of image/mask pairs (``seglib.folder``).
 
 Resizing, the same at every size: images are converted to RGB and resized with Pillow's bilinear
 filter, which is anti-aliased when shrinking (its support widens with the scale factor, so each
@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from . import folder
 from .fetch import (
     IMAGES_DIR,
     PH2_URL,
@@ -46,6 +47,7 @@ __all__ = [
     "cache_dir",
     "case_files",
     "fetch_ph2",
+    "load_dataset",
     "load_ph2",
     "make_synthetic_ph2",
     "read_image",
@@ -59,11 +61,13 @@ _CACHE_FORMAT = 1  # bump when decoding changes, to invalidate cached tensors
 
 @dataclass
 class PH2Data:
-    """Loaded PH2: ``images`` uint8 (N,3,H,W), ``masks`` uint8 0/1 (N,1,H,W), ``names`` sorted."""
+    """A loaded dataset: ``images`` uint8 (N,3,H,W), ``masks`` uint8 0/1 (N,1,H,W), ``names``
+    sorted, and ``source``, the dataset's name ("PH2", or a paired folder's or archive's name)."""
 
     images: torch.Tensor
     masks: torch.Tensor
     names: list[str]
+    source: str = "PH2"
 
     def __len__(self) -> int:
         return len(self.names)
@@ -196,11 +200,7 @@ def load_ph2(
         PH2Error: root not found, no case folders, a case without image or mask, an unreadable,
             truncated or empty image, or a corrupt archive; the message names the path.
     """
-    if int(size) != size or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise PH2Error(f"{root}: not found (expected a PH2 folder or archive)")
+    root = _checked(root, size, "a PH2 folder or archive")
     if root.is_file():
         identity, cases = f"archive {archive_key(root)}", None  # cheap: no extraction when cached
     else:
@@ -218,16 +218,79 @@ def load_ph2(
     return data
 
 
-def split_indices(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _checked(root: Path, size: int, what: str) -> Path:
+    if int(size) != size or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise PH2Error(f"{root}: not found (expected {what})")
+    return root
+
+
+def is_ph2(tree: Path) -> bool:
+    """Whether the folder ``tree`` holds PH2 case folders (itself or up to 2 levels down)."""
+    try:
+        find_images_dir(tree)
+    except PH2Error:
+        return False
+    return True
+
+
+def load_dataset(
+    root: Path, size: int = 256, *, cache: bool = True, progress: bool | None = None
+) -> PH2Data:
+    """Load PH2 (see :func:`load_ph2`) or a folder of images and masks paired by name (layouts:
+    ``seglib.folder``), given as a folder or an archive of one; the layout is recognised
+    automatically, PH2 first. Returns PH2Data with ``source`` "PH2" or the folder's (archive's)
+    name. Decoded tensors are cached per size in ``cache_dir()`` (the data may be read-only).
+
+    Raises:
+        PH2Error: as :func:`load_ph2` for PH2; for a paired folder ``seglib.folder.FolderError``
+            naming the file: no images, an image without mask or a mask without image, a mask
+            whose size differs from its image's, two files for one case, an unreadable file.
+    """
+    root = _checked(root, size, "a dataset folder or archive")
+    kw = {"cache": cache, "progress": progress}
+    if root.is_dir():
+        if is_ph2(root):
+            return load_ph2(root, size, **kw)
+        return PH2Data(**folder.load_pairs(root, size, source=root.resolve().name, **kw))
+    ident = f"archive {archive_key(root)}"
+    if cache:  # either layout's cached tensors, without extracting the archive
+        if (d := folder.read_cache(folder.cache_path(ident, size), size)) is not None:
+            return PH2Data(**d)
+        if (d := _read_cache(_cache_file(ident, size), size)) is not None:
+            return d
+    tree = extract_cached(root)
+    if is_ph2(tree):
+        return load_ph2(root, size, **kw)
+    name = root.name.split(".")[0] or root.name
+    return PH2Data(**folder.load_pairs(tree, size, source=name, ident=ident, **kw))
+
+
+def split_indices(
+    n: int, seed: int = 0, fractions: tuple[float, float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random (train, val, test) index arrays, 50% / 25% / 25% (100/50/50 for n=200).
 
-    val and test get ``n // 4`` each, train the rest; each array is sorted. The permutation is
-    ``numpy.random.default_rng(seed).permutation(n)``, so the split is deterministic per seed.
+    val and test get ``n // 4`` each, train the rest; with ``fractions`` (train, val, test),
+    non-negative and summing to 1, val and test get ``round(n * fraction)`` each, train the rest.
+    Each array is sorted. The permutation is ``numpy.random.default_rng(seed).permutation(n)``,
+    so the split is deterministic per seed.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     perm = np.random.default_rng(seed).permutation(n)
-    n_val = n_test = n // 4
+    if fractions is None:
+        n_val = n_test = n // 4
+    else:
+        fr = [float(f) for f in fractions]
+        if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-6:
+            raise ValueError(
+                f"split fractions must be 3 numbers >= 0 summing to 1, got {fractions}"
+            )
+        n_val = round(n * fr[1])
+        n_test = min(round(n * fr[2]), n - n_val)
     n_train = n - n_val - n_test
     train, val, test = np.split(perm, [n_train, n_train + n_val])
     return np.sort(train), np.sort(val), np.sort(test)

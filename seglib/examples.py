@@ -39,7 +39,9 @@ def write_predictions(out: Path, diag: Path, n: int = 4, device: str = "cpu") ->
             print(f"predictions: skipped {net} ({e})")
             continue
         data = cache[key]
-        test = torch.as_tensor(split_indices(len(data), cfg["split_seed"])[2][:n])
+        test = torch.as_tensor(
+            split_indices(len(data), cfg["split_seed"], cfg.get("split_fractions"))[2][:n]
+        )
         images, masks = data.images[test], data.masks[test]
         preds = {}
         for r in group:

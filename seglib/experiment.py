@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from . import losses, models, store
-from .data import fetch_ph2, load_ph2, make_synthetic_ph2, split_indices
+from .data import fetch_ph2, load_dataset, make_synthetic_ph2, split_indices
 from .device import runtime
 from .fetch import cache_dir
 from .train import RunConfig, fit, test_checkpoint
@@ -76,7 +76,8 @@ class ConfigMismatch(ValueError):
 
 
 def resolve_data(data: str, size: int, quiet: bool = False):
-    """Load the dataset named by ``data``: a path (folder or archive), "synthetic" or "download"."""
+    """Load the dataset named by ``data``: a path (PH2 or paired images/masks, folder or
+    archive), "synthetic" or "download"."""
     if data == "synthetic":
         root = make_synthetic_ph2(cache_dir() / "synthetic", n=200, seed=0)
     elif data == "download":
@@ -85,7 +86,7 @@ def resolve_data(data: str, size: int, quiet: bool = False):
         root = Path(data).expanduser()
         if not root.exists():
             raise FileNotFoundError(f"--data {data}: no such file or folder")
-    return load_ph2(root, size=size, progress=None if not quiet else False)
+    return load_dataset(root, size=size, progress=None if not quiet else False)
 
 
 def configs(
@@ -235,7 +236,7 @@ def run_grid(
         for cfg in todo:
             name = store.run_name(cfg.net, cfg.loss, cfg.seed)
             data = datasets[cfg.data, cfg.size]
-            split = split_indices(len(data), seed=cfg.split_seed)
+            split = split_indices(len(data), seed=cfg.split_seed, fractions=cfg.split_fractions)
             results[name] = fit(
                 cfg,
                 data,
@@ -278,7 +279,9 @@ def retest(
         key = (data or cfg["data"], cfg["size"])
         if key not in datasets:
             datasets[key] = resolve_data(key[0], key[1], quiet=True)
-        split = split_indices(len(datasets[key]), seed=cfg["split_seed"])
+        split = split_indices(
+            len(datasets[key]), seed=cfg["split_seed"], fractions=cfg.get("split_fractions")
+        )
         used = precision
         if used == "auto":
             used = (cfg.get("runtime") or {}).get("precision", "auto")

@@ -22,7 +22,7 @@ from .analysis import (
     losses_of,
     nets_of,
 )
-from .store import load_runs
+from .store import dataset_of, load_runs
 from .summary import (
     CONVERGED,
     OVERFIT_GAP,
@@ -152,7 +152,8 @@ def details(runs: list[dict]) -> str:
 def write_report(out, path) -> str:
     """Write the tables and summary of results folder ``out`` to markdown ``path``; return it."""
     runs = load_runs(out)
-    parts = ["# Results", ""]
+    dataset = dataset_of(runs)
+    parts = [f"# Results on {dataset}", ""]
     for metric, name in METRICS.items():
         parts += [
             f"## Test {name} (mean ± sample std over seeds where several)",
@@ -160,15 +161,18 @@ def write_report(out, path) -> str:
             table(runs, metric),
             "",
         ]
+    if dataset == "PH2":  # the original report was on PH2: compare only there
+        parts += [
+            f"## ORIGINAL report's test course score ({ORIGINAL_EPOCHS} epochs, last epoch)",
+            "",
+            original_table(),
+            "",
+            "## Ours vs original (test course score, ours - original)",
+            "",
+            comparison(runs),
+            "",
+        ]
     parts += [
-        f"## ORIGINAL report's test course score ({ORIGINAL_EPOCHS} epochs, last epoch)",
-        "",
-        original_table(),
-        "",
-        "## Ours vs original (test course score, ours - original)",
-        "",
-        comparison(runs),
-        "",
         "## Summary",
         "",
         summary(runs),

@@ -81,3 +81,10 @@ def load_runs(out: Path) -> list[dict]:
             }
         )
     return runs
+
+
+def dataset_of(runs: list[dict]) -> str:
+    """The name of the dataset the finished ``runs`` were tested on (``test.json``'s
+    ``dataset``; runs tested before seglib recorded it were on PH2), several joined by " + "."""
+    names = {r["test"].get("dataset", "PH2") for r in runs if r.get("test")}
+    return " + ".join(sorted(names)) or "PH2"

@@ -23,6 +23,7 @@ from .analysis import (
     roughness,
     run_key,
 )
+from .store import dataset_of
 
 CONVERGED = 0.95  # a run has converged once its val curve first reaches 95% of its best
 OVERFIT_GAP = 0.05  # final train IoU - val IoU above this counts as overfitting
@@ -190,10 +191,12 @@ def summary(runs: list[dict]) -> str:
             "",
             "### Model size and training time",
             _cost(stats),
-            "",
-            "### Compared with the original report",
-            *_versus(runs, stats, over, frac),
         ]
+        + (  # the original report was on PH2: compare only there
+            ["", "### Compared with the original report", *_versus(runs, stats, over, frac)]
+            if dataset_of(runs) == "PH2"
+            else []
+        )
     )
 
 

@@ -165,3 +165,61 @@ def make_synthetic_ph2(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return top
+
+
+LAYOUTS = {"isic": "SyntheticISIC", "folders": "SyntheticFolders"}
+"""Paired layouts of :func:`make_synthetic_pairs` and the dataset folder each is written to."""
+
+
+def _write_pair(folder: Path, layout: str, name: str, image: np.ndarray, mask: np.ndarray):
+    gray = Image.fromarray(mask.astype(np.uint8) * 255)  # mode "L", 0/255
+    if layout == "isic":
+        Image.fromarray(image).save(folder / f"{name}.jpg", quality=92)
+        gray.save(folder / f"{name}_segmentation.png")
+    else:
+        Image.fromarray(image).save(folder / "images" / f"{name}.png")
+        gray.save(folder / "masks" / f"{name}.png")
+
+
+def make_synthetic_pairs(
+    root: Path,
+    n: int = 200,
+    seed: int = 0,
+    *,
+    layout: str = "isic",
+    shape: tuple[int, int] = (192, 256),
+) -> Path:
+    """Write ``n`` synthetic cases (the PH2-like images of :func:`synthetic_case`) in a paired
+    layout read by ``seglib.data.load_dataset``; return the dataset folder.
+
+    ``layout="isic"``: ``root/SyntheticISIC/ISIC_0000000.jpg`` (JPEG) with
+    ``ISIC_0000000_segmentation.png`` (grayscale 0/255) beside it. ``layout="folders"``:
+    ``root/SyntheticFolders/images/case_0000.png`` with ``masks/case_0000.png``. Idempotent and
+    careful as :func:`make_synthetic_ph2` (a folder not written here is never touched).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}, ph2")
+    top = Path(root).expanduser() / LAYOUTS[layout]
+    params = {"n": n, "seed": seed, "shape": list(shape), "layout": layout, "version": _VERSION}
+    if top.exists():
+        marker = top / MARKER
+        if not marker.is_file():
+            raise PH2Error(f"{top}: exists and was not written by make_synthetic_pairs")
+        if json.loads(marker.read_text()) == params:
+            return top
+    top.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=top.parent))
+    try:
+        if layout == "folders":
+            (tmp / "images").mkdir()
+            (tmp / "masks").mkdir()
+        for i in range(n):
+            name = f"ISIC_{i:07d}" if layout == "isic" else f"case_{i:04d}"
+            _write_pair(tmp, layout, name, *synthetic_case(seed, i, shape))
+        (tmp / MARKER).write_text(json.dumps(params))
+        if top.exists():
+            shutil.rmtree(top)
+        os.replace(tmp, top)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return top

@@ -29,6 +29,7 @@ class RunConfig:
     loss: str = "bce"
     seed: int = 0
     split_seed: int = 0
+    split_fractions: list[float] | None = None  # (train, val, test); None: 50/25/25
     size: int = 128
     width: int = 16
     depth: int = 4
@@ -279,6 +280,7 @@ def test_checkpoint(
         "dice_per_image": test["dice"].tolist(),
         "score_per_image": test["score"].tolist(),
         "names": [data.names[i] for i in te.tolist()],
+        "dataset": getattr(data, "source", "PH2"),
         "tta": tta,
         "plain": _means(run(te, False)) if tta else _means(test),
         "val": {"plain": _means(run(va, False)), "tta": _means(run(va, True))},

@@ -52,7 +52,7 @@ def run_one(name: str, cfg: dict, out: str, device: str, precision: str, tta: bo
         if key not in _DATA:
             _DATA[key] = resolve_data(config.data, config.size, quiet=True)
         data = _DATA[key]
-        split = split_indices(len(data), seed=config.split_seed)
+        split = split_indices(len(data), seed=config.split_seed, fractions=config.split_fractions)
         result = fit(
             config, data, split, run_dir, device=device, quiet=True, tta=tta, precision=precision
         )
