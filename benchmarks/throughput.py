@@ -1,4 +1,15 @@
-"""Throughput: a plain PyTorch training loop vs seglib's ``train.fit`` (project issue #7).
+"""How long will the study take here, and how much faster is seglib than a plain loop?
+
+Three sections, each ending in a parseable ``ratio`` line (issues #7 and #16):
+
+1. ``run``: per-run throughput, a plain PyTorch loop vs seglib's ``train.fit`` on its automatic
+   path (details below).
+2. ``grid``: a small grid (4 losses x ``--grid-epochs``) with ``--jobs 1`` (one run at a time on
+   all cores) vs ``--jobs 2`` (two runs side by side, the cores split).
+3. ``procs``: one ``python -m seglib run`` process alone vs two of them side by side (as when the
+   tests or a notebook run beside the main job); the ratio is the pair's wall time over twice the
+   time alone (1.0 = no interference beyond sharing the cores). ``--variants`` repeats the pair
+   with ``OMP_WAIT_POLICY=ACTIVE`` (spinning OpenMP threads, seglib's behaviour before #16).
 
 Both ways train the same net (same init, seed 0), size, width, batch, epochs, Adam learning rate
 and BCE loss in one process, alternating (ABBA over the repeats; medians are reported):
@@ -12,8 +23,8 @@ and BCE loss in one process, alternating (ABBA over the repeats; medians are rep
 
 Time = from the call to the end of the last epoch (train + validation, plus fit's checkpoints);
 fit's final test evaluation is left out. img/s = training images per second of that time.
-``--variants`` adds single ideas: plain+channels_last, plain+bf16 autocast, fit with
-``SEGLIB_CPU_BF16=1`` (CPU only) and fit with its augmentation on.
+``--variants`` adds single ideas: plain+channels_last, plain+bf16 autocast, fit in fp32 (the
+automatic path picks bf16 where the CPU has native bf16) and fit with its augmentation on.
 
 Usage: ``python benchmarks/throughput.py --nets unet --threads 2`` or
 ``python -m seglib bench --nets unet ...``; ``--help`` lists the options.
@@ -25,8 +36,10 @@ import argparse
 import contextlib
 import io
 import os
+import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +54,8 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
 
 from seglib import data as ph2  # noqa: E402
 from seglib import experiment, losses, models, store, train  # noqa: E402
-from seglib.device import runtime  # noqa: E402
+from seglib.device import cpu_native_bf16, runtime  # noqa: E402
+from seglib.threads import cores  # noqa: E402
 
 SEED = 0
 DEPTH = 4  # fit's default depth; models.build's too
@@ -85,29 +99,21 @@ def run_plain(net, data, split, a, dev, channels_last=False, bf16=False):
     return time.perf_counter() - t0, val_iou
 
 
-def run_fit(net, data, split, a, augment=False, bf16=False):
+def run_fit(net, data, split, a, augment=False, precision="auto"):
     """seglib's fit in a fresh temporary folder. Returns (seconds, last-epoch val IoU)."""
     cfg = train.RunConfig(
         net=net, loss="bce", seed=SEED, size=a.size, width=a.width, depth=DEPTH,
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=0.0,
         schedule="none", augment=augment, data=a.data,
     )  # fmt: skip
-    old = os.environ.pop("SEGLIB_CPU_BF16", None)
-    if bf16:
-        os.environ["SEGLIB_CPU_BF16"] = "1"
-    try:
-        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-            run = Path(tmp) / "run"
-            t0 = time.time()
-            train.fit(cfg, data, split, run, device=a.device, quiet=True)
-            # history.json is rewritten after each epoch's checkpoint: its mtime marks the end
-            # of the epoch loop, before fit's final test evaluation.
-            seconds = (run / "history.json").stat().st_mtime - t0
-            val_iou = store.read_json(run / "history.json")[-1]["val_iou"]
-    finally:
-        os.environ.pop("SEGLIB_CPU_BF16", None)
-        if old is not None:
-            os.environ["SEGLIB_CPU_BF16"] = old
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        run = Path(tmp) / "run"
+        t0 = time.time()
+        train.fit(cfg, data, split, run, device=a.device, quiet=True, precision=precision)
+        # history.json is rewritten after each epoch's checkpoint: its mtime marks the end
+        # of the epoch loop, before fit's final test evaluation.
+        seconds = (run / "history.json").stat().st_mtime - t0
+        val_iou = store.read_json(run / "history.json")[-1]["val_iou"]
     return seconds, val_iou
 
 
@@ -120,8 +126,7 @@ def ways(a, dev) -> dict:
     if a.variants:
         out["plain+cl"] = lambda n, d, s: run_plain(n, d, s, a, dev, channels_last=True)
         out["plain+bf16"] = lambda n, d, s: run_plain(n, d, s, a, dev, bf16=True)
-        if dev.type == "cpu":  # on CUDA fit already uses bf16 autocast where supported
-            out["fit+bf16"] = lambda n, d, s: run_fit(n, d, s, a, bf16=True)
+        out["fit+fp32"] = lambda n, d, s: run_fit(n, d, s, a, precision="fp32")
         out["fit+aug"] = lambda n, d, s: run_fit(n, d, s, a, augment=True)
     return out
 
@@ -170,10 +175,17 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="cpu | cuda | auto")
     p.add_argument("--data", default="synthetic", help="synthetic | download | PH2 folder/archive")
     p.add_argument("--variants", action="store_true", help="also time single ideas (above)")
+    p.add_argument(
+        "--sections", default="run,grid,procs", help="comma list of run,grid,procs (default all)"
+    )
+    p.add_argument("--grid-epochs", type=int, default=3, help="epochs per run in grid and procs")
     if argv and argv[0] == "--":  # `python -m seglib bench -- --nets unet`
         argv = argv[1:]
     a = p.parse_args(argv)
     a.nets = [n.strip().lower() for n in a.nets.split(",") if n.strip()]
+    a.sections = [n.strip().lower() for n in a.sections.split(",") if n.strip()]
+    if set(a.sections) - {"run", "grid", "procs"}:
+        p.error(f"--sections {','.join(a.sections)}: choose from run, grid, procs")
     for n in a.nets:
         if n not in models.NAMES:
             p.error(f"unknown net {n!r}; choose from {', '.join(models.NAMES)}")
@@ -184,11 +196,96 @@ def parse(argv) -> argparse.Namespace:
     return a
 
 
+def header(a, rt) -> str:
+    """Machine facts every number depends on."""
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    cpu = caps.get("cpu_name") or platform.processor() or "unknown CPU"
+    return (
+        f"# CPU {cpu} ({cores()} cores, {torch.backends.cpu.get_cpu_capability()}, native bf16: "
+        f"{'yes' if cpu_native_bf16() else 'no'}), device {rt.name}, precision {rt.precision}, "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}"
+    )
+
+
+def section_grid(a, net: str) -> None:
+    """A 4-run grid, ``--jobs 1`` vs ``--jobs 2``, alternating; median wall seconds."""
+    cfgs = experiment.configs(
+        "smoke", nets=(net,), losses_=experiment.LOSSES, data=a.data, size=a.size,
+        width=a.width, epochs=a.grid_epochs, batch_size=a.batch_size,
+    )  # fmt: skip
+    times: dict[int, list[float]] = {1: [], 2: []}
+    threads = torch.get_num_threads()
+    for r in range(a.repeats):
+        for jobs in (1, 2) if r % 2 == 0 else (2, 1):
+            with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+                t0 = time.perf_counter()
+                experiment.run_grid(cfgs, tmp, device=a.device, quiet=True, tta=False, jobs=jobs)
+                times[jobs].append(time.perf_counter() - t0)
+            torch.set_num_threads(threads)  # --jobs 1 may have set it
+    t1, t2 = (statistics.median(times[j]) for j in (1, 2))
+    print(
+        f"grid {net}: {len(cfgs)} runs x {a.grid_epochs} epochs: --jobs 1 {t1:.1f} s, --jobs 2 {t2:.1f} s"
+    )
+    print(f"ratio grid {net}: jobs 2 / jobs 1 = {t1 / t2:.2f}x runs/s", flush=True)
+
+
+def _cli_run(a, net: str, out: str, env: dict) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "seglib", "run", "--preset", "smoke", "--nets", net]
+    cmd += ["--losses", "bce,dice", "--epochs", str(a.grid_epochs), "--size", str(a.size)]
+    cmd += ["--width", str(a.width), "--batch-size", str(a.batch_size), "--data", a.data]
+    cmd += ["--out", out, "--no-report", "--quiet", "--no-tta", "--device", a.device]
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL)
+
+
+def section_procs(a, net: str) -> None:
+    """One 2-run CLI grid alone vs two side by side (each with all cores, as users start them)."""
+    policies = ["PASSIVE", "ACTIVE"] if a.variants else ["PASSIVE"]
+    for policy in policies:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+        if policy == "ACTIVE":
+            env["OMP_WAIT_POLICY"] = "ACTIVE"
+        alone, pair = [], []
+        for _ in range(a.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                if _cli_run(a, net, f"{tmp}/a", env).wait():
+                    raise RuntimeError("seglib run failed in the benchmark")
+                alone.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                procs = [_cli_run(a, net, f"{tmp}/{k}", env) for k in "bc"]
+                if any(p.wait() for p in procs):
+                    raise RuntimeError("seglib run failed in the benchmark")
+                pair.append(time.perf_counter() - t0)
+        t1, t2 = statistics.median(alone), statistics.median(pair)
+        print(
+            f"procs {net} (OMP_WAIT_POLICY={policy}): alone {t1:.1f} s, two side by side {t2:.1f} s"
+        )
+        label = "" if policy == "PASSIVE" else " spinning"
+        print(
+            f"ratio procs{label} {net}: side by side / (2 x alone) = {t2 / (2 * t1):.2f}x",
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse(sys.argv[1:] if argv is None else list(argv))
     if a.threads:
         torch.set_num_threads(a.threads)
     rt = runtime(a.device)
+    print(header(a, rt), flush=True)
+    if "run" in a.sections:
+        section_run(a, rt)
+    for net in a.nets:
+        if "grid" in a.sections:
+            section_grid(a, net)
+        if "procs" in a.sections:
+            section_procs(a, net)
+    return 0
+
+
+def section_run(a, rt) -> None:
+    """Plain loop vs fit, per net (ABBA over ``--repeats``)."""
     dev = rt.device
     data = experiment.resolve_data(a.data, a.size, quiet=True)
     split = ph2.split_indices(len(data), seed=0)
@@ -234,7 +331,6 @@ def main(argv: list[str] | None = None) -> int:
         "the last epoch incl. validation (+ fit's checkpoints). RSS: "
         + ("peak per run (reset before each)." if per_run else "process high-water mark.")
     )
-    return 0
 
 
 if __name__ == "__main__":
