@@ -40,9 +40,15 @@ def cmd_run(a) -> None:
         lr=a.lr,
         weight_decay=a.weight_decay,
     )
-    experiment.run_grid(cfgs, a.out, device=a.device, quiet=a.quiet or None, tta=not a.no_tta)
+    failed = None
+    try:
+        experiment.run_grid(cfgs, a.out, device=a.device, quiet=a.quiet or None, tta=not a.no_tta)
+    except experiment.GridFailed as e:  # report the runs that finished, then exit 2
+        failed = e
     if not a.no_report:
         cmd_report(argparse.Namespace(results=a.out, diag=a.diag, md=None, device=a.device))
+    if failed:
+        raise failed
 
 
 def cmd_evaluate(a) -> None:
@@ -78,8 +84,8 @@ def cmd_predict(a) -> None:
     from .predict import DEFAULT_WEIGHTS, predict_files
 
     weights = a.weights or DEFAULT_WEIGHTS
-    for p in predict_files(weights, a.images, a.out, device=a.device, tta=not a.no_tta):
-        print(p)
+    predict_files(weights, a.images, a.out, device=a.device, tta=not a.no_tta,
+                  overlay=a.overlay, on_written=print)  # fmt: skip
 
 
 def cmd_export(a) -> None:
@@ -145,6 +151,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", default=".", help="output folder (default .)")
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    pr.add_argument("--overlay", action="store_true", help="also <stem>_overlay.png: outline")
     pr.set_defaults(func=cmd_predict)
 
     ex = sub.add_parser("export", help="ship the best run's weights (chosen by val IoU)")

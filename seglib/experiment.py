@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import losses, models, store
 from .data import fetch_ph2, load_ph2, make_synthetic_ph2, split_indices
+from .faults import GridFailed, RunFailed
 from .fetch import cache_dir
 from .train import RunConfig, fit, test_checkpoint
 
@@ -141,12 +143,15 @@ def run_grid(
     quiet: bool | None = None,
     tta: bool = True,
 ) -> list[dict]:
-    """Train every config into ``out/<net>_<loss>_s<seed>/`` (resuming) and return test results."""
+    """Train every config into ``out/<net>_<loss>_s<seed>/`` (resuming) and return test results.
+
+    A run that fails (:class:`seglib.faults.RunFailed`) does not stop the others;
+    :class:`seglib.faults.GridFailed` is raised at the end if any failed."""
     out = Path(out)
     quiet = bool(os.environ.get("CI")) if quiet is None else quiet
     for cfg in cfgs:  # refuse before any work is done
         check_config(out / store.run_name(cfg.net, cfg.loss, cfg.seed), cfg)
-    datasets, results = {}, []
+    datasets, results, failed = {}, [], []
     t0 = time.perf_counter()
     for cfg in cfgs:
         run_dir = out / store.run_name(cfg.net, cfg.loss, cfg.seed)
@@ -158,9 +163,15 @@ def run_grid(
             datasets[key] = resolve_data(cfg.data, cfg.size, quiet)
         data = datasets[key]
         split = split_indices(len(data), seed=cfg.split_seed)
-        results.append(fit(cfg, data, split, run_dir, device=device, quiet=quiet, tta=tta))
+        try:
+            results.append(fit(cfg, data, split, run_dir, device=device, quiet=quiet, tta=tta))
+        except RunFailed as e:  # NaN/inf loss: this run stops, the grid goes on
+            failed.append(e)
+            print(f"warning: {e}", file=sys.stderr, flush=True)
     if quiet:
         print(f"grid: {len(cfgs)} runs in {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
+    if failed:
+        raise GridFailed(failed, len(cfgs))
     return results
 
 
