@@ -19,9 +19,9 @@ key existed, e.g. the first shipped weights).
 from __future__ import annotations
 
 import copy
-import pickle
 import re
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -48,19 +48,25 @@ def save(path: Path, obj: dict) -> None:
     store.save_torch(path, {**obj, "seglib_format": FORMAT})
 
 
-def _why(e: BaseException) -> str:
-    text = str(e)
-    found = re.search(r"GLOBAL ([\w.]+)", text)
+def _why(path: Path, e: BaseException) -> str:
+    """What is wrong with a file torch.load refused, judged from its first bytes."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(e))
     if found:  # weights_only refused an object: a pickled class/function, never in a checkpoint
         return (
             f"not a seglib checkpoint: it holds a Python object ({found[1]}) that a checkpoint "
             "never contains, so it was not loaded (made by another program, or unsafe)"
         )
-    if isinstance(e, EOFError) or "central directory" in text or "reading zip" in text:
-        return "truncated or damaged checkpoint (incomplete copy or full disk?)"
-    if isinstance(e, (pickle.UnpicklingError, KeyError, zipfile.BadZipFile, UnicodeError)):
-        return "not a checkpoint (not a file written by torch.save)"
-    return f"not a readable checkpoint ({type(e).__name__}: {text.splitlines()[0] if text else ''})"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        return "truncated or damaged checkpoint (empty file)"
+    if head == b"PK\x03\x04":  # torch.save writes a zip archive
+        if not zipfile.is_zipfile(path):
+            return "truncated or damaged checkpoint (incomplete copy or full disk?)"
+        return f"damaged checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})"
+    if head[:1] == b"\x80":
+        return "not a checkpoint (a plain Python pickle, not a file written by torch.save)"
+    return "not a checkpoint (not a file written by torch.save)"
 
 
 def load_checkpoint(path: Path, kind: str = "model", map_location: Any = "cpu") -> dict:
@@ -74,9 +80,11 @@ def load_checkpoint(path: Path, kind: str = "model", map_location: Any = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": our message says it all
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for bad bytes; all mean "unusable file"
-        raise CheckpointError(f"{path}: {_why(e)}") from None
+        raise CheckpointError(f"{path}: {_why(path, e)}") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(
             f"{path}: made by another program (a {type(ckpt).__name__}, not a seglib checkpoint)"
