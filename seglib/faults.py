@@ -20,7 +20,12 @@ FAILED = "failed.json"
 
 
 class RunFailed(ValueError):
-    """One run stopped on a training fault; ``failed.json`` in its folder says why."""
+    """One run stopped on a training fault; ``failed.json`` in its folder says why.
+    Attributes ``run`` (folder name), ``epoch`` and ``reason`` repeat that record."""
+
+    def __init__(self, message: str, run: str = "", epoch: int = 0, reason: str = ""):
+        super().__init__(message)
+        self.run, self.epoch, self.reason = run, epoch, reason
 
 
 class GridFailed(ValueError):
@@ -28,10 +33,10 @@ class GridFailed(ValueError):
 
     def __init__(self, failures: list[RunFailed], total: int):
         self.failures = failures
+        what = ", ".join(f"{f.run} ({f.reason} at epoch {f.epoch})" for f in failures)
         super().__init__(
-            f"{len(failures)} of {total} runs failed: "
-            + "; ".join(str(f) for f in failures)
-            + f" (each run folder holds a {FAILED})"
+            f"{len(failures)} of {total} runs failed: {what}; the others went on "
+            f"(each failed run's folder holds a {FAILED})"
         )
 
 
@@ -45,9 +50,16 @@ def check_finite(run_dir: Path, epoch: int, row: dict) -> None:
     what = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in bad.items())
     reason = f"non-finite loss ({what})"
     store.write_json(run_dir / FAILED, {"run": run_dir.name, "epoch": epoch, "reason": reason})
+    kept = (
+        f"its last good checkpoint (epoch {epoch - 1}) is kept in {run_dir}"
+        if epoch > 1
+        else f"no checkpoint written in {run_dir}"
+    )
     raise RunFailed(
-        f"{run_dir.name}: {reason} at epoch {epoch}; run stopped, its last good checkpoint "
-        f"(epoch {epoch - 1}) is kept in {run_dir} (try a lower --lr)"
+        f"{run_dir.name}: {reason} at epoch {epoch}; run stopped, {kept} (lower --lr?)",
+        run=run_dir.name,
+        epoch=epoch,
+        reason=reason,
     )
 
 
