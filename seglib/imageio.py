@@ -2,14 +2,15 @@
 
 Camera and archive images differ from PH2's BMPs: JPEGs rotated by an EXIF tag, grayscale,
 16-bit, palette or RGBA files, photos of tens of megapixels, any aspect ratio. :func:`read_image`
-turns each into an upright 8-bit RGB array, reduced on load (JPEG DCT scaling via
-``Image.thumbnail``/``draft``) to at most :data:`MAX_SIDE` pixels a side: the model sees
+turns each into an upright 8-bit RGB array, reduced on load (JPEG DCT scaling with
+``Image.draft``, then ``Image.thumbnail``) to at most :data:`MAX_SIDE` pixels a side: the model sees
 ``size`` x ``size`` pixels anyway, and a 50-megapixel photo then never needs a full-size float
 copy. The mask is written at the upright full resolution (:func:`upsample_mask`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -52,21 +53,23 @@ def _rgb(im: Image.Image) -> Image.Image:
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
-def read_image(path: Path, max_side: int = MAX_SIDE) -> tuple[np.ndarray, tuple[int, int]]:
+def read_image(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """An image file as (upright (h, w, 3) uint8 array, reduced so both sides are at most
-    ``max_side``; the upright full size (H, W) its mask should have).
+    ``max_side`` (default :data:`MAX_SIDE`); the upright full size (H, W) its mask should have).
 
     Raises PH2Error naming the file when it is missing, unreadable or too large for PIL's
     decompression-bomb guard."""
-    path = Path(path)
+    path, max_side = Path(path), max_side or MAX_SIDE
     try:
         with Image.open(path) as im:
             w, h = im.size
             turn = _TRANSPOSE.get(im.getexif().get(_ORIENTATION, 1))
-            if im.mode in _WIDE_GRAY:
-                im = _gray8(im)
-            im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)  # JPEG: draft first
-            im = _rgb(im if turn is None else im.transpose(turn))
+            scale = max(w, h) / max_side
+            if im.format == "JPEG" and scale > 1:  # decode at 1/2, 1/4 or 1/8 (DCT scaling)
+                im.draft(im.mode, (math.ceil(w / scale), math.ceil(h / scale)))
+            im = _rgb(_gray8(im) if im.mode in _WIDE_GRAY else im)
+            im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+            im = im if turn is None else im.transpose(turn)
             if turn in (T.TRANSPOSE, T.ROTATE_270, T.TRANSVERSE, T.ROTATE_90):
                 w, h = h, w
             return np.asarray(im, dtype=np.uint8).copy(), (h, w)
