@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, KeyboardInterrupt) as e:
+    except (ValueError, OSError, KeyboardInterrupt) as e:  # OSError: names its file
         if isinstance(e, KeyboardInterrupt):
             print("interrupted; rerun the same command to resume", file=sys.stderr)
             return 130

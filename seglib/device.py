@@ -48,7 +48,10 @@ def runtime(device: str = "auto") -> Runtime:
     """Pick the device and its fast path. ``device``: "auto", "cpu", "cuda", "cuda:1", ..."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device}: not a device (auto, cpu, cuda or cuda:N)") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"--device {device}: CUDA is not available on this machine")

@@ -92,6 +92,7 @@ class RunLock:
             guard.unlink(missing_ok=True)
 
     def acquire(self) -> RunLock:
+        self._made = [d for d in (self.dir, *self.dir.parents) if not d.exists()]
         self.dir.mkdir(parents=True, exist_ok=True)
         for _ in range(50):
             if _create(self.path, self.info):
@@ -114,6 +115,11 @@ class RunLock:
     def release(self) -> None:
         if _read(self.path) == self.info:
             self.path.unlink(missing_ok=True)
+        for d in getattr(self, "_made", []):  # a run that wrote nothing leaves no empty folder
+            try:
+                d.rmdir()
+            except OSError:
+                break
 
     def __enter__(self) -> RunLock:
         return self.acquire()
