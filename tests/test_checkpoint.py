@@ -189,20 +189,21 @@ def _resume_state(tmp_path):  # a last.pt passed as --weights
     return tmp_path / "last.pt"
 
 
+BAD_WEIGHTS = [
+    (_truncated, "truncated or damaged"),
+    (_text, "not a checkpoint (not a file written by torch.save)"),
+    (_empty, "truncated or damaged"),
+    (_state_dict_only, "made by another program; missing model, config, norm"),
+    (_whole_module, "holds a Python object (seglib.models."),
+    (_other_width, "not those of a unet of width 8"),
+    (_other_net, "not those of a segnet of width 4"),
+    (_newer_format, "incompatible seglib (checkpoint format 2"),
+    (_resume_state, "(a resume checkpoint; missing config, norm)"),
+]
+
+
 @pytest.mark.parametrize(
-    "make, words",
-    [
-        (_truncated, "truncated or damaged"),
-        (_text, "not a checkpoint (not a file written by torch.save)"),
-        (_empty, "truncated or damaged"),
-        (_state_dict_only, "made by another program; missing model, config, norm"),
-        (_whole_module, "holds a Python object (seglib.models."),
-        (_other_width, "not those of a unet of width 8"),
-        (_other_net, "not those of a segnet of width 4"),
-        (_newer_format, "incompatible seglib (checkpoint format 2"),
-        (_resume_state, "(a resume checkpoint; missing config, norm)"),
-    ],
-    ids=lambda v: v.__name__.strip("_") if callable(v) else "",
+    "make, words", BAD_WEIGHTS, ids=[make.__name__.strip("_") for make, _ in BAD_WEIGHTS]
 )
 def test_bad_weights_file_one_line(tmp_path, capsys, make, words):
     weights, out = make(tmp_path), tmp_path / "masks"
