@@ -162,6 +162,8 @@ def resume(path: Path, model, opt, sched, gen: torch.Generator) -> tuple[list, f
         gen_state, rng = state["gen"], state["torch_rng"]
         if not (isinstance(gen_state, torch.Tensor) and isinstance(rng, torch.Tensor)):
             raise CheckpointError(f"{path}: its RNG states are not tensors")
+        if not (isinstance(state["history"], list) and isinstance(state["epoch"], int)):
+            raise CheckpointError(f"{path}: its history or epoch has the wrong type")
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
     except (CheckpointError, KeyError, TypeError, ValueError, RuntimeError) as e:

@@ -6,6 +6,7 @@ file gets one ``error:`` line naming it, exit 2, nothing written."""
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 from pathlib import Path
 
@@ -240,3 +241,33 @@ def test_shipped_weights_load_safely_and_predict():
     iou = (pred & truth).sum() / (pred | truth).sum()
     assert pred.shape == truth.shape and iou > 0.5, iou
     assert np.isfinite(iou)
+
+
+REAL_ARCHIVE = Path(
+    os.environ.get("SEGLIB_PH2") or REPO.parent / "shared" / "data" / "PH2Dataset.tar.xz"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_ARCHIVE.is_file(), reason=f"real PH2 archive not at {REAL_ARCHIVE}")
+def test_shipped_weights_on_real_ph2_test_images(tmp_path):
+    """``predict`` with the shipped weights on 5 PH2 test-split images at full resolution
+    (768 x 560 BMPs): the masks match the experts' (mean IoU > 0.8; the README reports 0.91)."""
+    from seglib import fetch
+    from seglib.data import split_indices
+    from seglib.predict import DEFAULT_WEIGHTS, predict_files
+
+    images_dir = fetch.find_images_dir(fetch.extract_cached(REAL_ARCHIVE))
+    cases = sorted(p for p in images_dir.iterdir() if fetch.is_case_dir(p))
+    test = [cases[i] for i in split_indices(len(cases), seed=0)[2][:5]]
+    paths = [c / f"{c.name}_Dermoscopic_Image" / f"{c.name}.bmp" for c in test]
+    predict_files(DEFAULT_WEIGHTS, paths, tmp_path, tta=False)
+    ious = []
+    for c in test:
+        with Image.open(c / f"{c.name}_lesion" / f"{c.name}_lesion.bmp") as im:
+            truth = np.asarray(im.convert("L")) > 0
+        with Image.open(tmp_path / f"{c.name}_mask.png") as im:
+            pred = np.asarray(im) > 127
+        assert pred.shape == truth.shape
+        ious.append((pred & truth).sum() / (pred | truth).sum())
+    assert np.mean(ious) > 0.8, ious
