@@ -7,8 +7,9 @@ user exported win) so it trains the smoke preset on synthetic data for one epoch
 losses x 1 seed = 4 runs, in a temporary folder, never in the repository's ``results/`` or
 ``diag/``. Every grid parameter is set here on purpose: the committed notebook keeps the
 papermill-injected cell of the reference run (3 seeds of the cpu preset on real PH2), which
-would otherwise apply (tests/test_notebook.py checks that each of its names is overridden). The environment is restored right
-after the kernel started, so the other tests do not see these variables.
+would otherwise apply (tests/test_notebook.py checks that each of its names is overridden).
+The environment is restored right after the kernel started, so the other tests do not see
+these variables.
 """
 
 from __future__ import annotations
