@@ -35,7 +35,7 @@ def main(argv=None) -> None:
         for lo in losses:
             a, b = ga[(n, lo)][0], gb.get((n, lo), [None])[0]
             if b is None:
-                raise SystemExit(f"{args.b}: no finished {n}+{lo} run")
+                p.error(f"{args.b}: no finished {n}+{lo} run")  # "error: ...", exit 2
             va, vb = best_val(a), best_val(b)
             win = vb > va
             if win:

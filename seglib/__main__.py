@@ -73,20 +73,26 @@ def cmd_run(a) -> None:
         weight_decay=a.weight_decay,
         split_fractions=a.split,
     )
-    experiment.run_grid(
-        cfgs,
-        a.out,
-        device=a.device,
-        quiet=a.quiet or None,
-        tta=not a.no_tta,
-        precision=a.precision,
-        jobs=auto_jobs(a.device) if a.jobs == "auto" else a.jobs,
-        threads=a.threads,
-        executor=a.executor,
-        ray_address=a.ray_address,
-    )
+    failed = None
+    try:
+        experiment.run_grid(
+            cfgs,
+            a.out,
+            device=a.device,
+            quiet=a.quiet or None,
+            tta=not a.no_tta,
+            precision=a.precision,
+            jobs=auto_jobs(a.device) if a.jobs == "auto" else a.jobs,
+            threads=a.threads,
+            executor=a.executor,
+            ray_address=a.ray_address,
+        )
+    except experiment.GridFailed as e:  # report the runs that finished, then exit 2
+        failed = e
     if not a.no_report:
         cmd_report(argparse.Namespace(results=a.out, diag=a.diag, md=None, device=a.device))
+    if failed:
+        raise failed
 
 
 def cmd_evaluate(a) -> None:
@@ -124,8 +130,8 @@ def cmd_predict(a) -> None:
     from .predict import DEFAULT_WEIGHTS, predict_files
 
     weights = a.weights or DEFAULT_WEIGHTS
-    for p in predict_files(weights, a.images, a.out, device=a.device, tta=not a.no_tta):
-        print(p)
+    predict_files(weights, a.images, a.out, device=a.device, tta=not a.no_tta,
+                  overlay=a.overlay, on_written=print)  # fmt: skip
 
 
 def cmd_score(a) -> None:
@@ -230,6 +236,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", default=".", help="output folder (default .)")
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    pr.add_argument("--overlay", action="store_true", help="also <stem>_overlay.png: outline")
     pr.set_defaults(func=cmd_predict)
 
     sc = sub.add_parser("score", help="predict every image of a labelled dataset and score it")
@@ -269,14 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except RuntimeError as e:
-        from .experiment import RunsFailed
-
-        if not isinstance(e, RunsFailed):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (ValueError, FileNotFoundError, KeyboardInterrupt) as e:
+    except (ValueError, OSError, KeyboardInterrupt) as e:  # OSError: names its file
         if isinstance(e, KeyboardInterrupt):
             print("interrupted; rerun the same command to resume", file=sys.stderr)
             return 130

@@ -113,7 +113,10 @@ def runtime(device: str = "auto", precision: str = "auto") -> Runtime:
     ``precision``: "auto", "fp32", "bf16" or "fp16" (see :func:`choose_precision`)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device}: not a device (auto, cpu, cuda or cuda:N)") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"--device {device}: CUDA is not available on this machine")

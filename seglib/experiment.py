@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from . import losses, models, store
 from .data import fetch_ph2, load_dataset, make_synthetic_ph2, split_indices
 from .device import runtime
+from .faults import GridFailed, RunFailed
 from .fetch import cache_dir
 from .train import RunConfig, fit, test_checkpoint
 
@@ -138,10 +140,6 @@ def check_config(run_dir: Path, cfg: RunConfig) -> None:
         )
 
 
-class RunsFailed(RuntimeError):
-    """Some runs of a grid failed (each one's reason is in its folder); the others finished."""
-
-
 def plan(cfgs: list[RunConfig], out: Path) -> dict[str, list[RunConfig]]:
     """The grid's runs by state: "finished" (``test.json``), "resumed" (``last.pt``), "new"."""
     states: dict[str, list[RunConfig]] = {"finished": [], "resumed": [], "new": []}
@@ -172,8 +170,8 @@ def run_grid(
 
     ``jobs`` > 1 runs that many runs side by side in worker processes with ``threads`` threads
     each (default: the cores split evenly); ``executor="ray"`` runs them as Ray tasks (on the
-    cluster at ``ray_address``, else a local Ray). Failed runs raise :class:`RunsFailed` at the
-    end, after every other run finished.
+    cluster at ``ray_address``, else a local Ray). A failed run (:class:`seglib.faults.RunFailed`, or any error in a
+    worker) does not stop the others; :class:`seglib.faults.GridFailed` is raised at the end.
     """
     from . import parallel
     from .threads import threads_per_job
@@ -231,28 +229,25 @@ def run_grid(
             done = parallel.run_ray(tasks, out, per_run, gpus, ray_address, quiet)
         else:
             done = parallel.run_local(tasks, out, jobs, per_run, quiet)
-        results.update({t["name"]: r for t, r in zip(tasks, done)})
+        for t, r in zip(tasks, done):
+            results[t["name"]] = {"failed": RunFailed(**r["failed"])} if "failed" in r else r
     else:
         for cfg in todo:
             name = store.run_name(cfg.net, cfg.loss, cfg.seed)
             data = datasets[cfg.data, cfg.size]
             split = split_indices(len(data), seed=cfg.split_seed, fractions=cfg.split_fractions)
-            results[name] = fit(
-                cfg,
-                data,
-                split,
-                out / name,
-                device=device,
-                quiet=quiet,
-                tta=tta,
-                precision=precision,
-            )
+            try:
+                results[name] = fit(
+                    cfg, data, split, out / name, device, quiet, tta, precision=precision
+                )
+            except RunFailed as e:  # NaN/inf loss: this run stops, the grid goes on
+                results[name] = {"failed": e}
+                print(f"warning: {e}", file=sys.stderr, flush=True)
     if quiet:
         print(f"grid: {len(cfgs)} runs in {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
-    failed = [r for r in results.values() if "failed" in r]
+    failed = [r["failed"] for r in results.values() if "failed" in r]
     if failed:
-        lines = "; ".join(f"{r['name']}: {r['failed']}" for r in failed)
-        raise RunsFailed(f"{len(failed)} of {len(cfgs)} runs failed: {lines}")
+        raise GridFailed(failed, len(cfgs))
     return [results[store.run_name(c.net, c.loss, c.seed)] for c in cfgs]
 
 

@@ -36,6 +36,7 @@ IMAGES_DIR = "PH2 Dataset images"
 
 _CASE = re.compile(r"IMD\d+")
 _RAR_MAGIC = b"Rar!\x1a\x07"
+_HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 _FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Python without tar filters: none
 _EXTRACT_ERRORS = (
     tarfile.TarError,
@@ -144,30 +145,45 @@ def _check_name(archive: Path, name: str) -> None:
         raise _unsafe(archive, name, "its path would land outside the destination")
 
 
-def _escapes(relpath: str) -> bool:
-    """Whether a path relative to the destination leaves it."""
-    norm = posixpath.normpath(relpath)
-    return norm == ".." or norm.startswith(("../", "/"))
+def _inside(dest: str, path: str) -> bool:
+    return path == dest or path.startswith(dest.rstrip(os.sep) + os.sep)
 
 
-def _check_tar_member(archive: Path, m: tarfile.TarInfo) -> tarfile.TarInfo:
+def _check_tar_member(archive: Path, dest: Path, m: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Refuse a member whose final path, or whose link's final target, leaves ``dest``.
+
+    Paths are resolved with ``os.path.realpath`` against what is on disk when the member is
+    checked, i.e. after the members before it were extracted: a chain of links (``a`` -> ``.``,
+    then ``a/b`` -> ``..``) is followed as the filesystem will follow it, not as text. Sound on
+    its own, so Pythons without ``filter="data"`` (before 3.12 / 3.11.4) are as safe."""
     _check_name(archive, m.name)
+    root = os.path.realpath(dest)
+    name = m.name.replace("\\", "/")
+    where = os.path.realpath(os.path.join(root, name))
+    if not _inside(root, where):
+        raise _unsafe(archive, m.name, "its path leads outside the destination through a link")
     if m.issym():
-        if _escapes(posixpath.join(posixpath.dirname(m.name), m.linkname)):
+        parent = os.path.realpath(os.path.join(root, posixpath.dirname(name)))
+        target = os.path.realpath(os.path.join(parent, m.linkname))
+        if os.path.isabs(m.linkname) or not _inside(root, target):
             raise _unsafe(archive, m.name, f"symlink to {m.linkname!r} points outside")
     elif m.islnk():  # a hard link's target is relative to the archive root
-        if _escapes(m.linkname):
+        target = os.path.realpath(os.path.join(root, m.linkname))
+        if os.path.isabs(m.linkname) or not _inside(root, target):
             raise _unsafe(archive, m.name, f"hard link to {m.linkname!r} points outside")
     elif not (m.isfile() or m.isdir()):
         raise _unsafe(archive, m.name, "not a regular file, folder or link")
+    if not _HAS_DATA_FILTER:  # what filter="data" does to modes: no setuid/setgid/sticky bits
+        m.mode &= 0o755
     return m
 
 
 def _extract_tar(archive: Path, dest: Path) -> None:
-    # One streaming pass: each member is checked just before it is written.
-    extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    # One streaming pass: each member is checked just before it is written, against the links
+    # already extracted; filter="data" (where Python has it) is a second, independent guard.
+    extra = {"filter": "data"} if _HAS_DATA_FILTER else {}
     with tarfile.open(archive, "r:*") as tf:
-        tf.extractall(dest, members=(_check_tar_member(archive, m) for m in tf), **extra)
+        tf.extractall(dest, members=(_check_tar_member(archive, dest, m) for m in tf), **extra)
 
 
 def _extract_zip(archive: Path, dest: Path) -> None:

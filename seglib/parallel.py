@@ -43,7 +43,7 @@ class Progress:
     def finished(self, result: dict) -> None:
         self.bar.update(1)
         if "failed" in result:
-            tqdm.write(f"{result['name']}: failed ({result['failed']})")
+            tqdm.write(f"warning: {result['failed']['message']}")
 
     def close(self) -> None:
         self.bar.close()

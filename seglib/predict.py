@@ -9,67 +9,134 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import models
+from . import checkpoint
 from .fetch import PH2Error
+from .imageio import outline, read_image, upsample_mask, write_png
 from .tta import tta_logits
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "best.pt"
 
 
 def load_model(weights: Path, device: str = "cpu") -> tuple[torch.nn.Module, dict, torch.Tensor]:
-    """(model in eval mode, config dict, norm (2,1,3,1,1)) from a checkpoint file."""
+    """(model in eval mode, config dict, norm (2,1,3,1,1)) from a checkpoint file, loaded safely
+    (:func:`seglib.checkpoint.load_checkpoint`: a crafted file cannot run code)."""
     weights = Path(weights)
     if not weights.is_file():
         raise FileNotFoundError(
             f"{weights}: no such checkpoint (train with `python -m seglib run`)"
         )
-    ckpt = torch.load(weights, map_location=device, weights_only=False)
-    cfg = ckpt["config"]
-    model = models.build(cfg["net"], width=cfg["width"], depth=cfg["depth"])
-    model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-    return model.to(device).eval(), cfg, ckpt["norm"].float().to(device)
+    ckpt = checkpoint.load_checkpoint(weights, "model")
+    model = checkpoint.build_model(ckpt, weights)
+    return model.to(device), ckpt["config"], ckpt["norm"].float().to(device)
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """An image file as an (H,W,3) uint8 array, with a clear error for unreadable files."""
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise PH2Error(f"{path}: cannot read image ({e})") from e
+    """An image file as an upright (H,W,3) uint8 array at full resolution (PH2Error naming the
+    file when unreadable). For prediction, :func:`seglib.imageio.read_image` reduces on load."""
+    return read_image(path, max_side=1 << 30)[0]
 
 
 @torch.inference_mode()
 def predict_mask(
-    model, cfg: dict, norm: torch.Tensor, image: np.ndarray, tta: bool = True
+    model,
+    cfg: dict,
+    norm: torch.Tensor,
+    image: np.ndarray,
+    tta: bool = True,
+    out_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Binary (H,W) bool mask at the image's own resolution: resize to the training size,
-    predict logits (averaged over the 8 flips/rotations if ``tta``), resize the logits back
-    bilinearly, threshold at 0 (probability 0.5)."""
+    """Binary (H,W) bool mask: resize the image to the training size, predict logits (averaged
+    over the 8 flips/rotations if ``tta``), resize the logits bilinearly to ``out_size``
+    (default: the image's own size) and threshold at 0 (probability 0.5)."""
     device = norm.device
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(device)
     size = cfg["size"]
     x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     x = (x - norm[0]) / norm[1]
     logits = tta_logits(model, x) if tta else model(x)
-    logits = F.interpolate(logits.float(), size=image.shape[:2], mode="bilinear")
-    return (logits[0, 0] > 0).cpu().numpy()
+    return upsample_mask(logits[0, 0].float().cpu().numpy(), out_size or image.shape[:2])
+
+
+class PredictFailed(ValueError):
+    """Some inputs could not be read; the others were written. ``written``: their masks."""
+
+    def __init__(self, bad: list[str], total: int, written: list[Path]):
+        self.written = written
+        super().__init__(
+            f"{len(bad)} of {total} images not predicted (no mask written for them): "
+            + "; ".join(bad)
+        )
+
+
+def _check_outputs(images: list[Path], out: Path) -> None:
+    """Refuse before any work: an output folder that is a file, two inputs with one mask name."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder (--out must be a folder)")
+    seen: dict[str, Path] = {}
+    for path in images:
+        if path.stem in seen and seen[path.stem] != path:
+            raise ValueError(
+                f"{path}: same name as {seen[path.stem]}; both would write "
+                f"{out / (path.stem + '_mask.png')} (predict them into separate --out folders)"
+            )
+        seen[path.stem] = path
 
 
 def predict_files(
-    weights: Path, images: list[Path], out: Path, device: str = "cpu", tta: bool = True
+    weights: Path,
+    images: list[Path],
+    out: Path,
+    device: str = "cpu",
+    tta: bool = True,
+    overlay: bool = False,
+    on_written=None,
 ) -> list[Path]:
-    """Write ``<out>/<stem>_mask.png`` (0/255, the input's resolution) for every image."""
-    model, cfg, norm = load_model(weights, device)
+    """Write ``<out>/<stem>_mask.png`` (0/255, the upright input's resolution) for every image,
+    and ``<stem>_overlay.png`` (the image with the mask outline) if ``overlay``.
+
+    Bad input policy: the weights and the output names are checked before anything is written;
+    then every readable image is processed, each file written atomically (temp file + rename),
+    and the unreadable ones are reported together at the end (:class:`PredictFailed`, exit 2).
+    ``on_written(path)`` is called after each file is written."""
+    images = [Path(p) for p in images]
     out = Path(out)
+    _check_outputs(images, out)
+    model, cfg, norm = load_model(weights, device)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in map(Path, images):
-        mask = predict_mask(model, cfg, norm, read_rgb(path), tta=tta)
-        dest = out / f"{path.stem}_mask.png"
-        Image.fromarray(mask.astype(np.uint8) * 255).save(dest)
-        written.append(dest)
+    written, bad = [], []
+    for path in images:
+        try:
+            image, full = read_image(path)
+        except PH2Error as e:
+            bad.append(str(e))
+            continue
+        mask = predict_mask(model, cfg, norm, image, tta=tta, out_size=full)
+        dests = [out / f"{path.stem}_mask.png"]
+        write_png(dests[0], mask.astype(np.uint8) * 255)
+        if overlay:
+            dests.append(out / f"{path.stem}_overlay.png")
+            write_png(dests[1], draw_outline(image, mask))
+        for d in dests:
+            written.append(d)
+            if on_written:
+                on_written(d)
+    if bad:
+        raise PredictFailed(bad, len(images), written)
     return written
+
+
+def draw_outline(image: np.ndarray, mask: np.ndarray, color=(0, 191, 255)) -> np.ndarray:
+    """``image`` (h,w,3) with the outline of ``mask`` (any resolution, resized to the image's by
+    nearest neighbour) drawn in ``color``, about 1/300 of the image side wide."""
+    h, w = image.shape[:2]
+    if mask.shape != (h, w):
+        small = Image.fromarray(mask.astype(np.uint8) * 255).resize(
+            (w, h), Image.Resampling.NEAREST
+        )
+        mask = np.asarray(small) > 127
+    out = image.copy()
+    out[outline(mask, width=max(1, round(max(h, w) / 300)))] = color
+    return out
 
 
 def export_weights(results: Path, dest: Path = DEFAULT_WEIGHTS) -> Path:
@@ -81,8 +148,8 @@ def export_weights(results: Path, dest: Path = DEFAULT_WEIGHTS) -> Path:
     if not runs:
         raise FileNotFoundError(f"{results}: no finished run with a best.pt checkpoint")
     best = max(runs, key=lambda r: max(h["val_iou"] for h in r["history"]))
-    ckpt = torch.load(best["dir"] / "best.pt", map_location="cpu", weights_only=False)
+    ckpt = checkpoint.load_checkpoint(best["dir"] / "best.pt", "model")
     ckpt["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-    store.save_torch(dest, ckpt)
+    checkpoint.save(dest, ckpt)
     store.write_json(Path(dest).with_suffix(".json"), {"run": best["name"], **ckpt["config"]})
     return best["dir"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import losses, metrics, models, store
+from . import checkpoint, faults, losses, metrics, models, store
 from .augment import augment
 from .device import Runtime, runtime
 from .tta import tta_logits
@@ -103,6 +103,7 @@ def norm_stats(images: torch.Tensor) -> torch.Tensor:
     return torch.stack([mean, std]).view(2, 1, 3, 1, 1)
 
 
+@faults.guarded  # holds the run folder's lock; clears failed.json when done
 def fit(
     cfg: RunConfig,
     data,
@@ -139,18 +140,8 @@ def fit(
     images, masks = rt.resident(data.images), rt.resident(data.masks)
     norm = norm_stats(data.images[tr]).to(rt.device)
     val_images, val_masks = images[va.to(images.device)], masks[va.to(masks.device)]
-    history, best, start = [], -1.0, 0
     last = out_dir / "last.pt"
-    if last.exists():
-        state = torch.load(last, map_location=rt.device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        gen.set_state(state["gen"])
-        if state.get("scaler") and scaler.is_enabled():
-            scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["torch_rng"])
-        history, best, start = state["history"], state["best"], state["epoch"]
+    history, best, start = checkpoint.resume(last, model, opt, sched, gen, scaler)  # bad: restart
     store.write_json(out_dir / "config.json", cfg.to_dict() | {"runtime": rt.describe()})
     if rt.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(rt.device)
@@ -200,11 +191,12 @@ def fit(
             "lr": lr,
             "seconds": time.perf_counter() - t0,
         }
+        faults.check_finite(out_dir, epoch + 1, row)  # NaN/inf: RunFailed, last.pt kept
         history.append(row)
         if val_iou > best:
             best = val_iou
             ckpt = {"model": model.state_dict(), "config": cfg.to_dict(), "norm": norm.cpu()}
-            store.save_torch(out_dir / "best.pt", ckpt | {"epoch": epoch + 1})
+            checkpoint.save(out_dir / "best.pt", ckpt | {"epoch": epoch + 1})
         state = {
             "model": model.state_dict(),
             "opt": opt.state_dict(),
@@ -216,7 +208,7 @@ def fit(
             "best": best,
             "epoch": epoch + 1,
         }
-        store.save_torch(last, state)
+        checkpoint.save(last, state)
         store.write_json(out_dir / "history.json", history)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{val_iou:.3f}")
 
@@ -253,11 +245,9 @@ def test_checkpoint(
     """
     out_dir = Path(out_dir)
     rt = runtime(device, precision)
-    ckpt = torch.load(out_dir / "best.pt", map_location=rt.device, weights_only=False)
+    ckpt = checkpoint.load_checkpoint(out_dir / "best.pt", "model")
     cfg = ckpt["config"]
-    model = rt.format(models.build(cfg["net"], width=cfg["width"], depth=cfg["depth"]))
-    model.load_state_dict(ckpt["model"])
-    model.to(rt.device)
+    model = rt.format(checkpoint.build_model(ckpt, out_dir / "best.pt")).to(rt.device)
     loss_fn = losses.build(cfg["loss"], **cfg.get("loss_kw", {}))
     norm = ckpt["norm"].to(rt.device)
     _, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)

@@ -28,14 +28,22 @@ def init(threads: int, ignore_sigint: bool = True) -> None:
 
 
 def record_failure(run_dir: Path, text: str) -> dict:
-    """Mark a run as failed: ``failed.json`` (reason) and ``error.txt`` (the traceback)."""
+    """Mark a run as failed by an unexpected error: ``failed.json`` (run, epoch, reason, as
+    :mod:`seglib.faults` writes it) and ``error.txt`` (the traceback); return the grid's record."""
     from . import store
 
     run_dir = Path(run_dir)
     reason = text.strip().splitlines()[-1] if text.strip() else "unknown error"
-    store.write_json(run_dir / "failed.json", {"reason": reason})
+    try:
+        epoch = len(store.read_json(run_dir / "history.json", [])) + 1
+    except (OSError, ValueError):
+        epoch = 0
+    store.write_json(
+        run_dir / "failed.json", {"run": run_dir.name, "epoch": epoch, "reason": reason}
+    )
     store._atomic(run_dir / "error.txt", lambda f: f.write(text.encode()))
-    return {"name": run_dir.name, "failed": f"{reason}; traceback in {run_dir / 'error.txt'}"}
+    message = f"{run_dir.name}: {reason} at epoch {epoch}; traceback in {run_dir / 'error.txt'}"
+    return {"failed": {"message": message, "run": run_dir.name, "epoch": epoch, "reason": reason}}
 
 
 def run_one(name: str, cfg: dict, out: str, device: str, precision: str, tta: bool) -> dict:
@@ -43,6 +51,7 @@ def run_one(name: str, cfg: dict, out: str, device: str, precision: str, tta: bo
     exception the run is marked failed (:func:`record_failure`) and the grid goes on."""
     from .data import split_indices
     from .experiment import resolve_data
+    from .faults import RunFailed
     from .train import RunConfig, fit
 
     run_dir = Path(out) / name
@@ -56,9 +65,10 @@ def run_one(name: str, cfg: dict, out: str, device: str, precision: str, tta: bo
         result = fit(
             config, data, split, run_dir, device=device, quiet=True, tta=tta, precision=precision
         )
+    except RunFailed as e:  # NaN/inf loss: faults.check_finite wrote failed.json
+        return {"failed": {"message": str(e), "run": e.run, "epoch": e.epoch, "reason": e.reason}}
     except Exception:
         return record_failure(run_dir, traceback.format_exc())
-    (run_dir / "failed.json").unlink(missing_ok=True)
     return result
 
 

@@ -43,3 +43,13 @@ def smoke_cache(tmp_path_factory):
     path = tmp_path_factory.mktemp("seglib-cache")
     make_synthetic_ph2(path / "synthetic", n=200, seed=0)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data(synth_tree):
+    """(data, split, root): the 6-case synthetic tree at 32 px, split 4/1/1, for runs of a few
+    seconds (configs from ``tinyrun.tiny_config``)."""
+    from seglib.data import load_ph2
+
+    data = load_ph2(synth_tree, size=32, cache=False, progress=False)
+    return data, ([0, 1, 2, 3], [4], [5]), synth_tree

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from seglib import experiment, models, store
+from seglib import checkpoint, experiment, models, store
 from seglib.data import load_ph2, split_indices
 from seglib.synth import synthetic_case
 
@@ -128,7 +128,7 @@ def test_smoke_grid_writes_every_run(grid):
         np.testing.assert_allclose(score, [course_score(v) for v in iou], atol=1e-6)
 
         # best.pt is the first epoch with the highest val IoU; params match the net built anew
-        best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+        best = checkpoint.load_checkpoint(run / "best.pt")
         val_iou = [row["val_iou"] for row in history]
         assert best["epoch"] == test["best_epoch"] == 1 + int(np.argmax(val_iou))
         assert best["config"] == cfg.to_dict()
@@ -165,7 +165,7 @@ def test_test_metrics_recomputed_from_best_checkpoint(grid, env_cache):
     truth = data.masks[test_idx, 0].numpy() > 0
     for cfg in cfgs:
         run = out / store.run_name(cfg.net, cfg.loss, cfg.seed)
-        ckpt = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+        ckpt = checkpoint.load_checkpoint(run / "best.pt")
         norm = ckpt["norm"].double().view(2, 3)
         np.testing.assert_allclose(norm[0], mean, atol=1e-5)
         np.testing.assert_allclose(norm[1], std, atol=1e-5)
@@ -337,7 +337,7 @@ def test_predict_writes_masks_at_input_resolution(grid, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in dest.iterdir()) == ["img1_mask.png", "img2_mask.png"]
-    ckpt = torch.load(weights, map_location="cpu", weights_only=False)
+    ckpt = checkpoint.load_checkpoint(weights)
     for name, (image, truth) in inputs.items():
         with Image.open(dest / f"{Path(name).stem}_mask.png") as im:
             assert im.size == (image.shape[1], image.shape[0])

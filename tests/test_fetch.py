@@ -208,6 +208,17 @@ def _tar(*members: tuple[str, bytes | str, str]) -> bytes:
     return buf.getvalue()
 
 
+@pytest.fixture(params=["with-data-filter", "fallback"])
+def tar_branch(request, monkeypatch):
+    """Run a test with Python's filter="data" and with the fallback branch that Pythons
+    without it take (seglib's own member check alone)."""
+    if request.param == "fallback":
+        monkeypatch.setattr(fetch, "_HAS_DATA_FILTER", False)
+    elif not fetch._HAS_DATA_FILTER:
+        pytest.skip("this Python has no tarfile data filter")
+    return request.param
+
+
 @pytest.mark.parametrize(
     "archive",
     [
@@ -229,6 +240,7 @@ def _tar(*members: tuple[str, bytes | str, str]) -> bytes:
         "zip-backslash",
     ],
 )
+@pytest.mark.usefixtures("tar_branch")
 def test_unsafe_members_are_refused(tmp_path, archive):
     path, dest = tmp_path / "bad.archive", tmp_path / "deep" / "dest"
     path.write_bytes(archive)
@@ -238,6 +250,43 @@ def test_unsafe_members_are_refused(tmp_path, archive):
     assert not list(tmp_path.rglob("evil.txt")) and not list(tmp_path.rglob("outside"))
 
 
+@pytest.mark.usefixtures("tar_branch")
+@pytest.mark.parametrize(
+    "members, bad",
+    [
+        ([("a", ".", "sym"), ("a/b", "..", "sym"), ("a/b/evil.txt", b"x", "file")], "a/b"),
+        ([("d", "..", "sym"), ("d/evil.txt", b"x", "file")], "d"),  # refused at the link
+        ([("x", "y", "sym"), ("y", ".", "sym"), ("x/z", "..", "sym")], "x/z"),
+        ([("a", ".", "sym"), ("a/h", "a/../../passwd", "hard")], "a/h"),
+    ],
+    ids=["dot-then-dotdot", "dir-link-out", "chain-through-later-link", "hardlink-via-link"],
+)
+def test_link_chains_are_resolved_not_read_as_text(tmp_path, members, bad):
+    """Each member's final path is resolved through the links already extracted: ``a`` ->
+    ``.`` then ``a/b`` -> ``..`` reads as ``b -> ..`` (outside), though ``a/..`` looks inside."""
+    path, dest = tmp_path / "chain.tar", tmp_path / "deep" / "dest"
+    path.write_bytes(_tar(*members))
+    with pytest.raises(PH2Error, match=f"refusing to extract member '{bad}'") as err:
+        fetch.extract_archive(path, dest)
+    assert str(path) in str(err.value)
+    assert not list(tmp_path.rglob("evil.txt")) and not (tmp_path / "deep" / "evil.txt").exists()
+    outside = [p for p in (tmp_path / "deep").iterdir() if p.name != "dest"]
+    assert outside == []
+
+
+def test_fallback_strips_special_mode_bits(tmp_path, monkeypatch):
+    monkeypatch.setattr(fetch, "_HAS_DATA_FILTER", False)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("tool")
+        info.size, info.mode = 2, 0o6777  # setuid, setgid, world-writable
+        tf.addfile(info, io.BytesIO(b"#!"))
+    (tmp_path / "m.tar").write_bytes(buf.getvalue())
+    fetch.extract_archive(tmp_path / "m.tar", tmp_path / "out")
+    assert (tmp_path / "out" / "tool").stat().st_mode & 0o7777 == 0o755
+
+
+@pytest.mark.usefixtures("tar_branch")
 def test_safe_links_inside_are_kept(tmp_path):
     path = tmp_path / "ok.tar"
     path.write_bytes(_tar(("d/a.txt", b"hello", "file"), ("d/link", "a.txt", "sym")))

@@ -184,6 +184,61 @@ def test_correlation_is_bce_plus_structural_term():
     assert full == pytest.approx(bce + only_s, abs=1e-5)
 
 
+def cmss_reference(z, y, window=3, sigma=1.5, beta=0.1, c=0.01, bce_weight=1.0, weight=1.0):
+    """CMSS (Zhao et al. 2019) written out pixel by pixel in numpy, independently of seglib's
+    convolutions: Gaussian-window local mean/std with edge (replicate) padding,
+    ``e = |y' - p'|``, hard pixels ``e > beta * max(e)`` per image, ``sum(e f BCE) / sum(f)``."""
+    import numpy as np
+
+    z, y = np.asarray(z, np.float64), np.asarray(y, np.float64)  # (B, H, W)
+    r = window // 2
+    g = np.exp(-(np.arange(-r, r + 1) ** 2) / (2 * sigma**2))
+    w = np.outer(g, g) / g.sum() ** 2
+
+    def normalise(m):
+        pad = np.pad(m, r, mode="edge")
+        out = np.empty_like(m)
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                patch = pad[i : i + window, j : j + window]
+                mu = (w * patch).sum()
+                var = max((w * patch**2).sum() - mu**2, 0.0)
+                out[i, j] = (m[i, j] - mu) / (math.sqrt(var) + c)
+        return out
+
+    bce = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    terms = []
+    for zb, yb, bb in zip(z, y, bce):
+        e = np.abs(normalise(yb) - normalise(1 / (1 + np.exp(-zb))))
+        f = e > beta * e.max()
+        terms.append((e * f * bb).sum() / (f.sum() + 1e-6))
+    return bce_weight * bce.mean() + weight * float(np.mean(terms)), bce.mean()
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.6])
+def test_correlation_matches_a_pixelwise_numpy_reference(beta):
+    """Tiny maps (2 images of 4 x 5, window 3): pins the local normalisation, the
+    ``beta * max(e)`` threshold (per image) and the weighting; a loss whose structural term were
+    plain BCE would miss the reference by far more than the tolerance."""
+    z = torch.tensor(
+        [[[2.0, -1.0, 0.5, -3.0, 1.0], [0.0, 1.5, -0.5, 2.5, -2.0],
+          [-1.0, 3.0, 1.0, -0.2, 0.7], [0.3, -2.5, 2.0, 1.0, -1.5]],
+         [[-0.5, 0.5, 4.0, -1.0, 0.0], [1.0, -3.0, 0.2, 0.8, 2.0],
+          [2.2, -0.7, -1.2, 3.0, -0.1], [-2.0, 1.0, 0.6, -0.9, 1.8]]]
+    )  # fmt: skip
+    y = torch.tensor(
+        [[[1, 0, 1, 0, 0], [1, 1, 0, 1, 0], [0, 1, 1, 1, 1], [0, 0, 1, 1, 0]],
+         [[0, 0, 1, 0, 0], [0, 0, 1, 1, 1], [1, 0, 0, 1, 0], [0, 1, 1, 0, 1]]], dtype=torch.float32
+    )  # fmt: skip
+    want, bce = cmss_reference(z.numpy(), y.numpy(), beta=beta)
+    got = losses.correlation_loss(z[:, None], y[:, None], window=3, beta=beta).item()
+    assert got == pytest.approx(want, rel=1e-5)
+    assert abs(want - 2 * bce) > 100 * 1e-5 * want  # the BCE-only variant would fail here
+    lo = losses.correlation_loss(z[:, None], y[:, None], window=3, beta=0.99).item()
+    assert lo == pytest.approx(cmss_reference(z.numpy(), y.numpy(), beta=0.99)[0], rel=1e-5)
+    assert abs(lo - want) > 1e-3  # the threshold matters on these maps
+
+
 @pytest.mark.parametrize("fill", [0.0, 1.0])
 @pytest.mark.parametrize("autocast", [False, True])
 def test_correlation_flat_masks(fill, autocast):

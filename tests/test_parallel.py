@@ -61,11 +61,11 @@ def test_ray_executor_gives_the_sequential_metrics(sequential, smoke_cache, tmp_
 
 def test_a_crashing_run_fails_alone(sequential, smoke_cache, tmp_path):
     """A run whose history.json cannot be written (a folder is in the way) fails with its
-    traceback in its folder; the other three finish; exit 1 names the failed run."""
+    traceback in its folder; the other three finish; exit 2 names the failed run."""
     (tmp_path / "unet_dice_s0" / "history.json").mkdir(parents=True)
     done = cli(*GRID, "--jobs", "2", "--out", tmp_path, cache=smoke_cache)
-    assert done.returncode == 1, done.stderr
-    assert "error: 1 of 4 runs failed: unet_dice_s0" in done.stderr
+    assert done.returncode == 2, done.stderr
+    assert "error: 1 of 4 runs failed: unet_dice_s0 (IsADirectoryError" in done.stderr
     run = tmp_path / "unet_dice_s0"
     assert "IsADirectoryError" in (run / "error.txt").read_text()
     assert "IsADirectoryError" in store.read_json(run / "failed.json")["reason"]
