@@ -39,6 +39,7 @@ def cmd_run(a) -> None:
         batch_size=a.batch_size,
         lr=a.lr,
         weight_decay=a.weight_decay,
+        augment={"basic": True, "strong": "strong"}.get(a.augment),  # basic: configs unchanged
     )
     experiment.run_grid(cfgs, a.out, device=a.device, quiet=a.quiet or None, tta=not a.no_tta)
     if not a.no_report:
@@ -111,6 +112,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int)
     r.add_argument("--lr", type=float)
     r.add_argument("--weight-decay", type=float, help="Adam's L2 weight decay (default 1e-4)")
+    r.add_argument(
+        "--augment", choices=("basic", "strong"), help="training augmentation (default basic)"
+    )
     r.add_argument("--out", default="runs", help="results folder (default runs)")
     r.add_argument("--diag", help="figures folder (default OUT/diag)")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
