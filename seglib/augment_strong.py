@@ -176,7 +176,7 @@ def paste_discs(
 
 
 def draw_hair(
-    img: torch.Tensor, gen: torch.Generator, p: float = 0.2, strands: tuple[int, int] = (8, 30)
+    img: torch.Tensor, gen: torch.Generator, p: float = 0.2, strands: tuple[int, int] = (10, 60)
 ) -> torch.Tensor:
     """Dense dark hair: with probability ``p`` an image gets ``strands`` quadratic Bezier curves,
     1-2 px wide, dark brown to black. Hair over a lesion stays lesion (the mask is unchanged)."""
@@ -226,8 +226,9 @@ def fov_border(
 
 
 def colour_jitter(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """White balance (per-channel gain x0.8-1.25), exposure (x0.6-1.5), gamma (0.75-1.35),
-    contrast (x0.7-1.3) and saturation (x0.6-1.4), each log-uniform per image; clamped to [0,1]."""
+    """White balance (per-channel gain x0.75-1.33), exposure (x0.5-1.7), gamma (0.75-1.35),
+    contrast (x0.7-1.3) and saturation (x0.6-1.4), each log-uniform per image; clamped to [0,1].
+    The ranges cover the suite's colour_cast (0.75-1.25) and exposure (0.5-0.75, 1.3-1.6)."""
     b = img.shape[0]
     r = torch.rand(b, 7, generator=gen) * 2 - 1
 
@@ -235,8 +236,8 @@ def colour_jitter(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         mid, half = (math.log(lo) + math.log(hi)) / 2, (math.log(hi) - math.log(lo)) / 2
         return (mid + half * r[:, col]).exp().view(b, -1, 1, 1)
 
-    gains = torch.cat([lu(0, 0.8, 1.25), lu(1, 0.8, 1.25), lu(2, 0.8, 1.25)], 1)
-    x = (img * gains * lu(3, 0.6, 1.5)).clamp(0, 1) ** lu(4, 0.75, 1.35)
+    gains = torch.cat([lu(0, 0.75, 1.33), lu(1, 0.75, 1.33), lu(2, 0.75, 1.33)], 1)
+    x = (img * gains * lu(3, 0.5, 1.7)).clamp(0, 1) ** lu(4, 0.75, 1.35)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * lu(5, 0.7, 1.3) + mean
     grey = x.mean(dim=1, keepdim=True)
