@@ -54,7 +54,9 @@ def small_lesion(image, mask, rng, fraction: tuple[float, float] = (0.008, 0.025
     resized as float and thresholded at 0.5) so the lesion covers a uniform target fraction in
     ``fraction`` of the frame, and paste it at a random place on skin of the lesion's
     surrounding colour with gentle low-frequency variation; the pasted edge is feathered over
-    20% of its side so no rectangle shows. A lesion already at most ``fraction[1]`` is left."""
+    10% of its side so no rectangle shows (a lesion cut by the frame loses the part faded below
+    half: at most 19% of it, so the fraction stays above 0.5%). A lesion already at most
+    ``fraction[1]`` is left as it is."""
     h, w = mask.shape
     f0 = mask.mean()
     if f0 <= fraction[1]:
@@ -66,11 +68,11 @@ def small_lesion(image, mask, rng, fraction: tuple[float, float] = (0.008, 0.025
     small_mask = np.asarray(m) > 0.5
     top, left = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
     canvas = skin_colour(image, mask).astype(np.float32) + 6 * _smooth_field(rng, (h, w))[..., None]
-    alpha = _feather(sh, 0.2)[:, None] * _feather(sw, 0.2)[None, :]
+    alpha = _feather(sh, 0.1)[:, None] * _feather(sw, 0.1)[None, :]
     window = (slice(top, top + sh), slice(left, left + sw))
     canvas[window] = small * alpha[..., None] + canvas[window] * (1 - alpha[..., None])
     out_mask = np.zeros_like(mask)
-    out_mask[window] = small_mask
+    out_mask[window] = small_mask & (alpha >= 0.5)  # lesion faded into the skin is not shown
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), out_mask
 
 

@@ -120,7 +120,8 @@ def random_geometry(
     """Random zoom, aspect change and position, the same for image and mask.
 
     With probability ``p_small`` the content shrinks so the lesion covers a log-uniform fraction
-    in ``small`` of the frame (the small lesions PH2 lacks); otherwise the scale is log-uniform in
+    in ``small`` of the frame (the small lesions PH2 lacks; only lesions that do not touch the
+    frame, as a cut lesion would become a small box); otherwise the scale is log-uniform in
     ``scale``. The x/y scale ratio is log-uniform in [1/aspect, aspect] (3:2, 1:1 or rotated
     images resized to a square); the shift keeps the frame covered when zooming in and the whole
     content in the frame when zooming out. Uncovered pixels get the image's skin colour with
@@ -132,7 +133,9 @@ def random_geometry(
     log_target = math.log(small[0]) + r[:, 1] * math.log(small[1] / small[0])
     s_small = (log_target.exp() / frac).sqrt().clamp(0.15, 1.0)
     s_any = (math.log(scale[0]) + r[:, 2] * math.log(scale[1] / scale[0])).exp()
-    s = torch.where((r[:, 0] < p_small) & (frac > small[1]), s_small, s_any)
+    edge = torch.cat([y[..., 0, :], y[..., -1, :], y[..., :, 0], y[..., :, -1]], -1)
+    whole = edge.flatten(1).amax(1) < 0.5  # a lesion cut by the frame would shrink to a box
+    s = torch.where((r[:, 0] < p_small) & (frac > small[1]) & whole, s_small, s_any)
     a = ((2 * r[:, 3] - 1) * math.log(aspect)).exp().sqrt()
     sx, sy = s * a, s / a
     room = torch.stack([(1 - sx).abs(), (1 - sy).abs()], 1)

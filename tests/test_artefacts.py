@@ -56,6 +56,13 @@ def test_small_lesion_lands_in_the_range(seed):
     assert out[~m].mean() > 140
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_small_lesion_cut_by_the_frame_stays_in_the_range(seed):
+    image, mask = scene(120, 160, (0, 120, 0, 160))  # the lesion fills the frame
+    _, m = artefacts.small_lesion(image, mask, rng(seed))
+    assert 0.005 <= m.mean() <= 0.03
+
+
 def test_small_lesion_leaves_small_lesions():
     image, mask = scene(100, 100, (10, 12, 10, 12))  # 0.04%
     out, m = artefacts.small_lesion(image, mask, rng())
