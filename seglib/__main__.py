@@ -174,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
     rb.add_argument("--split", default="test", choices=("test", "val"), help="default test")
     rb.add_argument("--kinds", type=_csv, help="comma list of artefact kinds (default all)")
     rb.add_argument("--json", help="also write the result to this JSON file")
+    rb.add_argument("--card", help="also update the table in this model card (weights/README.md)")
     rb.add_argument("--seed", type=int, default=0, help="artefact seed (default 0)")
     rb.add_argument("--device", default="cpu")
     rb.add_argument("--threads", type=int, help="CPU threads (default: all cores)")

@@ -28,6 +28,7 @@ BASIC_KINDS = ("rot90",)
 """Kinds the basic augmentation (flips and quarter turns of the square input) already covers."""
 
 COLUMNS = ("iou", "dice", "score")
+MARKERS = ("<!-- robustness:begin -->", "<!-- robustness:end -->")
 
 
 def read_mask_full(path: Path) -> np.ndarray:
@@ -143,15 +144,12 @@ def evaluate(
     }
 
 
-def table(result: dict) -> str:
-    """The result as a markdown table: one row per kind, means and drops vs clean."""
-    head = (
-        f"Robustness on PH2 {result['split']} ({result['n']} images, full resolution, "
-        f"TTA {'on' if result['tta'] else 'off'}, seed {result['seed']})\n\n"
-        "| artefact | seen in training | IoU | IoU drop | Dice | score | score drop |\n"
-        "|---|---|---|---|---|---|---|"
-    )
-    lines = [head]
+def markdown(result: dict) -> str:
+    """The rows of the result as a markdown table: one per kind, means and drops vs clean."""
+    lines = [
+        "| artefact | seen in training | IoU | IoU drop | Dice | score | score drop |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in result["rows"]:
         seen = "-" if r["trained"] is None else ("yes" if r["trained"] else "no")
         lines.append(
@@ -159,6 +157,26 @@ def table(result: dict) -> str:
             f"{r['dice']:.3f} | {r['score']:.3f} | {r['drop_score']:+.3f} |"
         )
     return "\n".join(lines)
+
+
+def table(result: dict) -> str:
+    """:func:`markdown` under a line that says what was measured."""
+    return (
+        f"Robustness on PH2 {result['split']} ({result['n']} images, full resolution, "
+        f"TTA {'on' if result['tta'] else 'off'}, seed {result['seed']})\n\n{markdown(result)}"
+    )
+
+
+def update_card(path: Path, result: dict) -> None:
+    """Replace the table between ``<!-- robustness:begin -->`` and ``<!-- robustness:end -->``
+    in the markdown file ``path`` (a model card) with :func:`markdown` of ``result``."""
+    path = Path(path)
+    text = path.read_text() if path.is_file() else ""
+    begin, end = MARKERS
+    if begin not in text or end not in text.split(begin, 1)[1]:
+        raise ValueError(f"{path}: no {begin} ... {end} section to update")
+    head, rest = text.split(begin, 1)
+    path.write_text(f"{head}{begin}\n{markdown(result)}\n{end}{rest.split(end, 1)[1]}")
 
 
 def run(a) -> None:
@@ -178,3 +196,6 @@ def run(a) -> None:
     if a.json:
         store.write_json(Path(a.json), result)
         print(f"wrote {a.json}")
+    if a.card:
+        update_card(Path(a.card), result)
+        print(f"updated the table in {a.card}")

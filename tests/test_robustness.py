@@ -76,6 +76,16 @@ def test_cli_prints_the_table_and_writes_json(synth_tree, ckpt, cache, tmp_path,
         "blur",
         "rot90",
     ]
+    card = tmp_path / "card.md"
+    card.write_text("# card\n<!-- robustness:begin -->\nold\n<!-- robustness:end -->\ntail\n")
+    assert main([*argv, "--no-tta", "--kinds", "jpeg", "--card", str(card)]) == 0
+    lines = card.read_text().splitlines()
+    assert lines[0] == "# card" and lines[-1] == "tail" and "old" not in lines
+    assert lines[2].startswith("| artefact |") and lines[4].startswith("| clean | - |")
+    assert lines[5].startswith("| jpeg | no |") and lines[6] == "<!-- robustness:end -->"
+    card.write_text("no markers\n")
+    assert main([*argv, "--no-tta", "--kinds", "jpeg", "--card", str(card)]) == 2
+    assert "no <!-- robustness:begin -->" in capsys.readouterr().err
     assert main([*argv, "--kinds", "smudge"]) == 2
     assert "error: unknown artefact 'smudge'" in capsys.readouterr().err
     assert main(["robustness", str(tmp_path / "nope.pt"), "--data", str(synth_tree)]) == 2
