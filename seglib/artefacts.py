@@ -139,7 +139,7 @@ def _radius(shape: tuple[int, int], centre=None) -> np.ndarray:
 
 
 def fov_border(image, mask, rng):
-    """Dark circular field of view: outside a circle (radius 0.7-0.95 half-diagonals, centre
+    """Dark circular field of view: outside a circle (radius 0.5-0.9 half-diagonals, centre
     moved by up to 5% of the frame, always enclosing the lesion with a margin) the image turns
     almost black, with a soft edge of 1% of the diagonal. The mask is unchanged."""
     h, w = mask.shape
@@ -148,7 +148,7 @@ def fov_border(image, mask, rng):
         (w - 1) / 2 + rng.uniform(-0.05, 0.05) * w,
     )
     r = _radius((h, w), centre)
-    radius = rng.uniform(0.7, 0.95)
+    radius = rng.uniform(0.5, 0.9)
     if mask.any():
         radius = max(radius, r[mask].max() + 0.03)
     dark = np.clip((r - radius) / 0.01, 0, 1)[..., None]
@@ -187,8 +187,8 @@ def exposure(image, mask, rng, gain: float | None = None):
 
 
 def blur(image, mask, rng, radius: float | None = None):
-    """Defocus: Pillow's Gaussian blur with ``radius`` (its sigma; 2-5 px when not given)."""
-    radius = rng.uniform(2, 5) if radius is None else radius
+    """Defocus: Pillow's Gaussian blur with ``radius`` (its sigma; 2-6 px when not given)."""
+    radius = rng.uniform(2, 6) if radius is None else radius
     out = Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius))
     return np.asarray(out).copy(), mask
 

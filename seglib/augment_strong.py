@@ -214,13 +214,13 @@ def fov_border(
     img: torch.Tensor, y: torch.Tensor, gen: torch.Generator, p: float = 0.2
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Dark circular field-of-view border: with probability ``p`` everything outside a circle
-    (radius 0.8-1.2 half-frames, centre jittered, soft edge) turns almost black; the mask is 0
+    (radius 0.6-1.2 half-sides, centre jittered, soft edge) turns almost black; the mask is 0
     where the border hides the skin."""
     b, _, h, w = img.shape
     yy, xx = _grid(h, w)
     r = torch.rand(b, 6, generator=gen)
     active = (r[:, 0] < p).view(b, 1, 1, 1)
-    radius = (0.8 + 0.4 * r[:, 1]).view(b, 1, 1, 1)
+    radius = (0.6 + 0.6 * r[:, 1]).view(b, 1, 1, 1)
     cy, cx = (0.2 * r[:, 2] - 0.1).view(b, 1, 1, 1), (0.2 * r[:, 3] - 0.1).view(b, 1, 1, 1)
     soft = (0.02 + 0.08 * r[:, 4]).view(b, 1, 1, 1)
     dark = ((torch.hypot(yy - cy, xx - cx) - radius) / soft).clamp(0, 1) * active

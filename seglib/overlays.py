@@ -91,8 +91,8 @@ def draw_ruler(
 
 
 def ruler_marks(image, mask, rng):
-    """A printed ruler (millimetre ticks, 0.8-1.4% of the long side apart, dark or white)
-    along one edge of the frame, 3-8% in from it, over 40-90% of that edge."""
+    """A printed ruler (baseline 3-6 px, millimetre ticks 0.8-1.4% of the long side apart, dark
+    or white) along one edge of the frame, 3-8% in from it, over 40-90% of that edge."""
     k = int(rng.integers(4))
     rotated = np.rot90(image, k)  # draw along the top of a rotated copy, then rotate back
     h, w = rotated.shape[:2]
@@ -101,21 +101,22 @@ def ruler_marks(image, mask, rng):
     start = int(rng.integers(0, w - length + 1))
     row = int(rng.uniform(0.03, 0.08) * h)
     colour = (235, 235, 235) if rng.uniform() < 0.3 else (20, 20, 25)
-    drawn = draw_ruler(np.ascontiguousarray(rotated), row, start, length, spacing, colour)
+    width = int(rng.integers(3, 7))
+    drawn = draw_ruler(np.ascontiguousarray(rotated), row, start, length, spacing, colour, width)
     return np.ascontiguousarray(np.rot90(drawn, -k)), mask
 
 
 def ink_marks(image, mask, rng):
     """Surgical-marker lines around the lesion: a dashed ellipse that encloses the lesion's
-    bounding box with a margin of 3-10% of the short side (so the ink never touches the lesion),
-    4-10 px wide, purple, blue, black or green."""
+    bounding box with a margin of 2-8% of the short side (so the ink never touches the lesion),
+    6-14 px wide, purple, blue, black or green."""
     h, w = image.shape[:2]
     if not mask.any():
         return image, mask
     rows, cols = np.nonzero(mask)
     cy, cx = (rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2
-    width = int(rng.integers(4, 11))
-    margin = rng.uniform(0.03, 0.10) * min(h, w) + width
+    width = int(rng.integers(6, 15))
+    margin = rng.uniform(0.02, 0.08) * min(h, w) + width
     ry = (rows.max() - rows.min() + 1) / 2 * np.sqrt(2) + margin  # the box's circumscribed
     rx = (cols.max() - cols.min() + 1) / 2 * np.sqrt(2) + margin  # ellipse, then the margin
     im = Image.fromarray(image)
