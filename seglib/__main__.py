@@ -72,6 +72,7 @@ def cmd_run(a) -> None:
         lr=a.lr,
         weight_decay=a.weight_decay,
         split_fractions=a.split,
+        augment={"basic": True, "strong": "strong"}.get(a.augment),  # basic: configs unchanged
     )
     failed = None
     try:
@@ -163,6 +164,12 @@ def cmd_synth(a) -> None:
         print(make_synthetic_pairs(a.root, n=a.n, seed=a.seed, layout=a.layout))
 
 
+def cmd_robustness(a) -> None:
+    from .robustness import run
+
+    run(a)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -180,6 +187,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--lr", type=float)
     r.add_argument("--weight-decay", type=float, help="Adam's L2 weight decay (default 1e-4)")
     r.add_argument("--split", type=_fractions, help="train,val,test fractions (default .5,.25,.25)")
+    r.add_argument(
+        "--augment", choices=("basic", "strong"), help="training augmentation (default basic)"
+    )
     r.add_argument("--out", default="runs", help="results folder (default runs)")
     r.add_argument("--diag", help="figures folder (default OUT/diag)")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -261,6 +271,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=200)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_synth)
+
+    rb = sub.add_parser("robustness", help="score a checkpoint clean and under artefacts")
+    rb.add_argument("weights", help="checkpoint (a run's best.pt or weights/best.pt)")
+    rb.add_argument("--data", required=True, help="PH2 folder or archive (full-resolution files)")
+    rb.add_argument("--split", default="test", choices=("test", "val"), help="default test")
+    rb.add_argument("--kinds", type=_csv, help="comma list of artefact kinds (default all)")
+    rb.add_argument("--json", help="also write the result to this JSON file")
+    rb.add_argument("--card", help="also update the table in this model card (weights/README.md)")
+    rb.add_argument("--seed", type=int, default=0, help="artefact seed (default 0)")
+    rb.add_argument("--device", default="cpu")
+    rb.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    rb.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    rb.set_defaults(func=cmd_robustness)
 
     sub.add_parser("bench", help="throughput: plain loop vs seglib's fit (see benchmarks/)")
     return p

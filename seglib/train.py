@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, faults, losses, metrics, models, store
 from .augment import augment
+from .augment_strong import augment_strong
 from .device import Runtime, runtime
 from .tta import tta_logits
 
@@ -38,7 +39,7 @@ class RunConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # "cosine" | "plateau" | "none"
-    augment: bool = True
+    augment: bool | str = True  # True or "basic": flips + mild jitter; "strong": augment_strong
     loss_kw: dict = field(default_factory=dict)
     data: str = "synthetic"
     preset: str = "custom"
@@ -163,7 +164,9 @@ def fit(
         union = torch.zeros((), device=rt.device)
         for idx in _batches(len(tr), cfg.batch_size, gen):
             x, y = _prep(rt, images, masks, tr[idx], norm)
-            if cfg.augment:
+            if cfg.augment == "strong":
+                x, y = augment_strong(x, y, gen, norm)
+            elif cfg.augment:
                 x, y = augment(x, y, gen)
             with rt.autocast():
                 logits = model(x)

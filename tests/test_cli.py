@@ -46,8 +46,9 @@ def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) ->
 
 @pytest.mark.parametrize(
     "cmd",
-    [[], ["run"], ["evaluate"], ["report"], ["predict"], ["export"], ["synth"], ["bench"]],
-    ids=["main", "run", "evaluate", "report", "predict", "export", "synth", "bench"],
+    [[], ["run"], ["evaluate"], ["report"], ["predict"], ["export"], ["synth"], ["bench"]]
+    + [["robustness"]],
+    ids=["main", "run", "evaluate", "report", "predict", "export", "synth", "bench", "robustness"],
 )
 def test_help(cmd, tmp_path):
     done = seglib_cli(*cmd, "--help", cache=tmp_path)

@@ -1,0 +1,115 @@
+"""Strong training augmentation (issue 17): image and mask share every geometric transform, the
+hand-worked zoom lands where expected, discs hide the lesion under them, the batch stays a valid
+training batch, and a run trains with ``augment="strong"``."""
+
+import pytest
+import torch
+
+from seglib import experiment
+from seglib.augment_strong import affine, augment_strong, paste_discs, random_geometry
+from seglib.data import load_ph2, split_indices
+from seglib.train import RunConfig, fit
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def blobs(b=4, h=32, w=32, seed=0):
+    """Masks (B,1,H,W) of random axis-aligned rectangles, no symmetry."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.zeros(b, 1, h, w)
+    for i in range(b):
+        top, left = torch.randint(0, h // 2, (2,), generator=g).tolist()
+        y[i, 0, top : top + 3 + i * 2, left : left + 5 + i] = 1
+    return y
+
+
+def test_zoom_out_by_half_moves_a_block_where_worked_out_by_hand():
+    y = torch.zeros(1, 1, 8, 8)
+    y[..., 2:6, 2:6] = 1  # pixels [2,6): centre 4, half-side 2 -> scaled 0.5: [3,5)
+    img = y.expand(1, 3, 8, 8).clone()
+    half = torch.tensor([0.5])
+    expect = torch.zeros(1, 1, 8, 8)
+    expect[..., 3:5, 3:5] = 1
+    _, m = affine(img, y, half, half, torch.zeros(1, 2), torch.zeros(1, 3, 1, 1))
+    assert torch.equal(m, expect)
+    # shift x by half a half-frame = 2 pixels of 8
+    _, m = affine(img, y, half, half, torch.tensor([[0.5, 0.0]]), torch.zeros(1, 3, 1, 1))
+    assert torch.equal(m, expect.roll(2, dims=-1))
+
+
+def test_identity_affine_changes_nothing():
+    y = blobs()
+    img = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    one = torch.ones(4)
+    out, m = affine(img, y, one, one, torch.zeros(4, 2), torch.zeros(4, 3, 1, 1))
+    torch.testing.assert_close(out, img)
+    assert torch.equal(m, y)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_image_and_mask_get_the_same_geometry(seed):
+    """The mask copied into the image channels comes out equal to the output mask (zoom in, so
+    no fill is involved and bilinear > 0.5 is the mask's own rule)."""
+    y = blobs(seed=seed)
+    img = y.expand(-1, 3, -1, -1).clone()
+    g = torch.Generator().manual_seed(seed)
+    out, m = random_geometry(img, y, g, p_small=0.0, scale=(1.05, 1.6), aspect=1.0, noise=0.0)
+    assert not torch.equal(m, y)  # it did move
+    for c in range(3):
+        assert torch.equal((out[:, c : c + 1] > 0.5).float(), m)
+
+
+def test_small_lesion_mode_shrinks_the_lesion_into_the_range():
+    y = torch.zeros(6, 1, 64, 64)
+    y[..., 16:48, 16:48] = 1  # 25% of the frame
+    img = torch.rand(6, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    _, m = random_geometry(img, y, g, p_small=1.0, small=(0.01, 0.03), aspect=1.0)
+    frac = m.mean(dim=(1, 2, 3))
+    assert ((frac > 0.005) & (frac < 0.045)).all(), frac  # one-pixel rounding at 64 px
+
+
+def test_discs_hide_the_lesion_and_leave_the_rest():
+    y = torch.ones(8, 1, 32, 32)
+    img = torch.full((8, 3, 32, 32), 0.5)
+    out, m = paste_discs(img, y, torch.Generator().manual_seed(0), p=1.0)
+    changed = (out - img).abs().amax(1, keepdim=True) > 1e-6
+    assert changed.flatten(1).any(1).all()  # every image got a disc
+    edges = torch.cat([changed[..., 0, :], changed[..., -1, :], changed[..., :, 0]], -1)
+    edges = torch.cat([edges, changed[..., :, -1]], -1)
+    assert edges.flatten(1).any(1).all()  # each disc reaches the edge of the field
+    assert (m[~changed] == 1).all()  # mask untouched away from discs
+    assert (m == 0).any() and ((m == 0) <= changed).all()
+
+
+def test_augment_strong_keeps_a_valid_batch_and_is_deterministic():
+    norm = torch.tensor([[0.6, 0.5, 0.4], [0.2, 0.2, 0.2]]).view(2, 1, 3, 1, 1)
+    img = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    x = (img - norm[0]) / norm[1]
+    y = blobs()
+    a = augment_strong(x, y, torch.Generator().manual_seed(5), norm)
+    b = augment_strong(x, y, torch.Generator().manual_seed(5), norm)
+    c = augment_strong(x, y, torch.Generator().manual_seed(6), norm)
+    assert a[0].shape == x.shape and a[1].shape == y.shape and a[0].dtype == x.dtype
+    assert set(a[1].unique().tolist()) <= {0.0, 1.0}
+    back = a[0] * norm[1] + norm[0]
+    assert back.min() >= -1e-5 and back.max() <= 1 + 1e-5
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+
+
+def test_cli_option_reaches_the_config_and_defaults_stay():
+    from seglib.__main__ import parser
+
+    assert all(c.augment is True for c in experiment.configs("smoke", nets=["unet"]))
+    a = parser().parse_args(["run", "--augment", "strong"])
+    assert a.augment == "strong"
+    cfg = experiment.configs("smoke", nets=["unet"], losses_=["bce"], augment="strong")[0]
+    assert cfg.augment == "strong"
+
+
+def test_fit_trains_with_strong_augmentation(synth_tree, cache, tmp_path):
+    data = load_ph2(synth_tree, size=32, progress=False)
+    cfg = RunConfig(size=32, width=4, depth=3, epochs=1, batch_size=4, augment="strong")
+    res = fit(cfg, data, split_indices(len(data)), tmp_path / "run", quiet=True, tta=False)
+    assert 0.0 <= res["iou"] <= 1.0
