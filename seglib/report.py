@@ -15,13 +15,13 @@ from .analysis import (
     ORIGINAL_SCORES,
     cells,
     convergence_epoch,
-    display,
     find_spikes,
     finished_values,
     fmt_cell,
     losses_of,
     nets_of,
 )
+from .stats import intervals
 from .store import load_runs
 from .summary import (
     CONVERGED,
@@ -32,6 +32,15 @@ from .summary import (
     run_stats,
     summary,
 )
+from .tables import (
+    INTERVAL_NOTE,
+    PAIRED_NOTE,
+    _bold_best,
+    grid_markdown,
+    interval_table,
+    table,
+    versus_table,
+)
 
 __all__ = [
     "ORIGINAL_SCORES",
@@ -40,7 +49,11 @@ __all__ = [
     "OVERFIT_GAP",
     "SPIKE_DROP",
     "SPIKE_WINDOW",
+    "grid_markdown",
     "table",
+    "interval_table",
+    "versus_table",
+    "headline",
     "original_table",
     "comparison",
     "tta_table",
@@ -54,31 +67,6 @@ __all__ = [
 ]
 
 METRICS = {"score": "course score", "iou": "IoU", "dice": "Dice"}
-
-
-def grid_markdown(rows: list[str], cols: list[str], cell) -> str:
-    """Markdown table: one row per ``rows`` key, one column per ``cols`` key, ``cell(r, c)`` text."""
-    lines = ["| | " + " | ".join(display(c) for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for r in rows:
-        lines.append(f"| {display(r)} | " + " | ".join(cell(r, c) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-def _bold_best(values: dict, text: dict) -> dict:
-    best = max(values.values(), default=None)
-    return {k: f"**{t}**" if values.get(k) == best else t for k, t in text.items()}
-
-
-def table(runs: list[dict], metric: str = "score", digits: int = 3) -> str:
-    """Markdown test table, rows nets and columns losses (finished runs only); best mean in bold.
-
-    ``metric``: a test.json key, "score" (course score), "iou" or "dice".
-    """
-    groups = cells([r for r in runs if r.get("test")])
-    vals = {k: finished_values(rs, metric) for k, rs in groups.items()}
-    means = {k: float(np.mean(v)) for k, v in vals.items() if v}
-    text = _bold_best(means, {k: fmt_cell(v, digits) for k, v in vals.items()})
-    return grid_markdown(nets_of(runs), losses_of(runs), lambda n, lo: text.get((n, lo), "–"))
 
 
 def original_table() -> str:
@@ -133,12 +121,13 @@ def details(runs: list[dict]) -> str:
     ]
     head = (
         "| run | epochs | best val score (epoch) | final val score | 95% score at | 95% IoU at "
-        "| final train-val IoU | final train / val loss | spikes (epoch: depth) | params "
+        "| final train-val IoU | final train / val loss | spikes (deepest epoch: depth) | params "
         "| train min |\n" + "|---" * 11 + "|"
     )
     rows = []
     for s in stats:
-        spikes = ", ".join(f"{e}: {d:.2f}" for e, d in s["spikes"]) or "–"
+        deep = max(s["spikes"], key=lambda t: t[1], default=None)
+        spikes = f"{len(s['spikes'])} ({deep[0]}: {deep[1]:.2f})" if deep else "0"
         mins = "?" if s["seconds"] is None else f"{s['seconds'] / 60:.1f}"
         rows.append(
             f"| {s['label']} | {s['epochs']} | {s['best_val_score']:.3f} ({s['best_val_epoch']}) "
@@ -149,26 +138,51 @@ def details(runs: list[dict]) -> str:
     return "\n".join([head, *rows])
 
 
+def headline(runs: list[dict]) -> str:
+    """The short results section: course score and IoU with intervals, the original's table and
+    ours vs the original (what ``report --readme`` writes into a README)."""
+    parts = ["# Results", ""] + ([INTERVAL_NOTE, ""] if intervals(runs) else [])
+    for metric in ("score", "iou"):
+        parts += [f"## Test {METRICS[metric]}", "", interval_table(runs, metric), ""]
+    return "\n".join(
+        parts
+        + [
+            f"## ORIGINAL report's test course score ({ORIGINAL_EPOCHS} epochs, last epoch)",
+            "",
+            original_table(),
+            "",
+            "## Ours vs original (test course score, ours - original)",
+            "",
+            comparison(runs),
+            "",
+        ]
+    )
+
+
 def write_report(out, path) -> str:
     """Write the tables and summary of results folder ``out`` to markdown ``path``; return it."""
     runs = load_runs(out)
-    parts = ["# Results", ""]
-    for metric, name in METRICS.items():
+    parts = [headline(runs).rstrip("\n"), ""]
+    parts += [
+        "## Test Dice (mean ± sample std over seeds where several)",
+        "",
+        table(runs, "dice"),
+        "",
+    ]
+    for metric in ("score", "iou"):
         parts += [
-            f"## Test {name} (mean ± sample std over seeds where several)",
+            f"## Paired differences: each cell - the best cell (test {METRICS[metric]})",
             "",
-            table(runs, metric),
+            PAIRED_NOTE,
+            "",
+            versus_table(runs, metric, "best"),
+            "",
+            f"## Paired differences: each loss - BCE within each net (test {METRICS[metric]})",
+            "",
+            versus_table(runs, metric, "bce"),
             "",
         ]
     parts += [
-        f"## ORIGINAL report's test course score ({ORIGINAL_EPOCHS} epochs, last epoch)",
-        "",
-        original_table(),
-        "",
-        "## Ours vs original (test course score, ours - original)",
-        "",
-        comparison(runs),
-        "",
         "## Summary",
         "",
         summary(runs),
