@@ -1,10 +1,18 @@
-"""Command line: ``python -m seglib {run,evaluate,report,predict,export,synth,bench} --help``."""
+"""Command line of seglib: python -m seglib {run,evaluate,report,predict,export,synth,bench} --help"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+DESCRIPTION = (
+    "Skin-lesion segmentation on PH2: train the grid of nets x losses (run), re-test it "
+    "(evaluate), write tables, summary and figures (report), segment images (predict), ship "
+    "weights (export), write synthetic data (synth), or measure throughput (bench). "
+    "Use python -m seglib COMMAND --help for a command's options."
+)
 
 
 def _csv(text: str) -> list[str]:
@@ -56,7 +64,7 @@ def cmd_evaluate(a) -> None:
 
 
 def cmd_report(a) -> None:
-    from . import plots, report
+    from . import plots, report, store
 
     results = Path(a.results)
     if not results.is_dir():
@@ -69,7 +77,10 @@ def cmd_report(a) -> None:
     written += write_predictions(results, diag, device=a.device)
     text = report.write_report(results, md)
     if getattr(a, "readme", None):
-        report.update_readme(a.readme, text, section=a.section)
+        link = Path(os.path.relpath(md.resolve(), Path(a.readme).resolve().parent)).as_posix()
+        head = report.headline(store.load_runs(results))
+        head += f"\nThe full report (paired tests, summary, per-run details): [{link}]({link}).\n"
+        report.update_readme(a.readme, head, section=a.section)
     print(text)
     print(f"wrote {md} and {len(written)} figures in {diag}")
 
@@ -96,7 +107,7 @@ def cmd_synth(a) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m seglib", description=DESCRIPTION)
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="train the grid (resumes), then write the report")
@@ -105,11 +116,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--nets", type=_csv, help="comma list of segnet,unet,unet2 (default all)")
     r.add_argument("--losses", type=_csv, help="comma list of bce,dice,focal,correlation,...")
     r.add_argument("--seeds", type=_ints, default=[0], help="comma list of seeds (default 0)")
-    r.add_argument("--epochs", type=int)
+    r.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")
     r.add_argument("--size", type=int, help="image side in pixels (multiple of 2**depth)")
     r.add_argument("--width", type=int, help="channels of the first stage")
-    r.add_argument("--batch-size", type=int)
-    r.add_argument("--lr", type=float)
+    r.add_argument("--batch-size", type=int, help="images per batch (default: the preset's)")
+    r.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
     r.add_argument("--weight-decay", type=float, help="Adam's L2 weight decay (default 1e-4)")
     r.add_argument("--out", default="runs", help="results folder (default runs)")
     r.add_argument("--diag", help="figures folder (default OUT/diag)")
@@ -123,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate", help="re-test every finished run's best.pt (rewrites test.json)"
     )
-    ev.add_argument("results", help="results folder written by `run`")
+    ev.add_argument("results", help="results folder written by run")
     ev.add_argument("--data", help="dataset path (default: the one saved in each run's config)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ev.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -131,11 +142,13 @@ def parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("report", help="table, summary and figures from a results folder")
-    rp.add_argument("results", help="results folder written by `run`")
+    rp.add_argument("results", help="results folder written by run")
     rp.add_argument("--diag", help="figures folder (default RESULTS/diag)")
     rp.add_argument("--md", help="markdown report path (default RESULTS/REPORT.md)")
     rp.add_argument("--device", default="cpu", help="device for the prediction examples")
-    rp.add_argument("--readme", help="also update this README's results section")
+    rp.add_argument(
+        "--readme", help="also write the headline tables into this markdown file's marked section"
+    )
     rp.add_argument("--section", default="results", help="README marker name (default results)")
     rp.set_defaults(func=cmd_report)
 
@@ -143,19 +156,19 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+", help="image files (BMP, PNG, JPEG)")
     pr.add_argument("--weights", help="checkpoint (default: the shipped weights/best.pt)")
     pr.add_argument("--out", default=".", help="output folder (default .)")
-    pr.add_argument("--device", default="cpu")
+    pr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
     pr.set_defaults(func=cmd_predict)
 
     ex = sub.add_parser("export", help="ship the best run's weights (chosen by val IoU)")
-    ex.add_argument("results", help="results folder written by `run`")
+    ex.add_argument("results", help="results folder written by run")
     ex.add_argument("--dest", help="weights file (default weights/best.pt)")
     ex.set_defaults(func=cmd_export)
 
     s = sub.add_parser("synth", help="write a synthetic PH2-like dataset")
     s.add_argument("root", help="folder to write PH2Dataset/ into")
-    s.add_argument("--n", type=int, default=200)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n", type=int, default=200, help="number of cases (default 200)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.set_defaults(func=cmd_synth)
 
     sub.add_parser("bench", help="throughput: plain loop vs seglib's fit (see benchmarks/)")

@@ -169,15 +169,14 @@ def write_report(out, path) -> str:
         table(runs, "dice"),
         "",
     ]
+    parts += ["## Paired comparisons", "", PAIRED_NOTE, ""]
     for metric in ("score", "iou"):
         parts += [
-            f"## Paired differences: each cell - the best cell (test {METRICS[metric]})",
-            "",
-            PAIRED_NOTE,
+            f"### Each cell - the best cell (test {METRICS[metric]})",
             "",
             versus_table(runs, metric, "best"),
             "",
-            f"## Paired differences: each loss - BCE within each net (test {METRICS[metric]})",
+            f"### Each loss - BCE within each net (test {METRICS[metric]})",
             "",
             versus_table(runs, metric, "bce"),
             "",

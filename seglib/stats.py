@@ -65,6 +65,11 @@ class Comparison:
         return self.low > 0 or self.high < 0
 
 
+def fmt_p(p: float) -> str:
+    """``p 0.042``, or ``p < 0.001`` (the resolution of 9999 permutations)."""
+    return "p < 0.001" if p < 0.001 else f"p {p:.3f}"
+
+
 def _rng() -> np.random.Generator:
     return np.random.default_rng(SEED)
 

@@ -19,7 +19,7 @@ from .analysis import (
     roughness,
     run_key,
 )
-from .stats import best_cell, intervals, versus_bce, versus_best
+from .stats import best_cell, fmt_p, intervals, versus_bce, versus_best
 from .versus import _of, versus
 
 CONVERGED = 0.95  # a run has converged once its val curve first reaches 95% of its best
@@ -102,12 +102,14 @@ def _best_lines(runs: list[dict]) -> list[str]:
         )
         if len(same) <= len(below):
             text += (
-                f"{len(same)} are not distinguishable from it (paired 95% interval of the "
+                f"{len(same)} {'is' if len(same) == 1 else 'are'} not distinguishable from it "
+                "(paired 95% interval of the "
                 f"difference contains 0): {_names(same)}; the other {len(below)} are below it."
             )
         else:
             text += (
-                f"{len(below)} are below it (paired 95% interval of the difference excludes 0): "
+                f"{len(below)} {'is' if len(below) == 1 else 'are'} below it (paired 95% "
+                "interval of the difference excludes 0): "
                 f"{_names(below)}; the other {len(same)} are not distinguishable from it."
             )
         lines.append(text)
@@ -125,14 +127,17 @@ def _vs_bce_line(vb: dict, name: str) -> str:
         k = min(vb, key=lambda k: vb[k].p)
         return head + (
             f"none of the {len(vb)} intervals of the difference excludes 0, so no loss is shown "
-            f"better or worse than BCE (smallest p {vb[k].p:.3f}: {cell_label(*k)} "
+            f"better or worse than BCE (smallest {fmt_p(vb[k].p)}: {cell_label(*k)} "
             f"{vb[k].diff:+.3f} {_ci(vb[k])})."
         )
-    return head + (
-        f"{len(diff)} of {len(vb)} intervals exclude 0: "
-        + "; ".join(f"{cell_label(*k)} {c.diff:+.3f} {_ci(c)}" for k, c in diff.items())
-        + "; the others are not distinguishable from BCE."
-    )
+    parts = [f"{len(diff)} of {len(vb)} intervals of the difference exclude 0"]
+    parts += [
+        f"{side} BCE: {_names(k for k, c in diff.items() if (c.diff > 0) == (side == 'above'))}"
+        for side in ("above", "below")
+    ]
+    if len(diff) < len(vb):
+        parts.append("the others are not distinguishable from BCE")
+    return head + "; ".join(parts) + "."
 
 
 def _convergence(stats: list[dict]) -> tuple[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .analysis import cells, display, finished_values, fmt_cell, losses_of, nets_of
-from .stats import LEVEL, best_cell, indistinguishable, intervals, versus_bce, versus_best
+from .stats import LEVEL, best_cell, fmt_p, indistinguishable, intervals, versus_bce, versus_best
 
 
 def grid_markdown(rows: list[str], cols: list[str], cell) -> str:
@@ -86,6 +86,6 @@ def versus_table(runs: list[dict], metric: str = "score", against: str = "best")
         c = comps.get((net, loss))
         if c is None:
             return "–"
-        return f"{c.diff:+.3f} {_ci(c, 3, '+')}, p {c.p:.3f}" + ("" if c.distinct else " ≈")
+        return f"{c.diff:+.3f} {_ci(c, 3, '+')}, {fmt_p(c.p)}" + ("" if c.distinct else " ≈")
 
     return grid_markdown(nets_of(runs), losses, cell)

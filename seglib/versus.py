@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .analysis import ORIGINAL_EPOCHS, ORIGINAL_SCORES, cell_label, cells, finished_values
-from .stats import best_cell, intervals, paired, versus_best
+from .stats import best_cell, fmt_p, intervals, paired, versus_best
 
 UB = ("unet", "bce")  # the original's best cell
 
@@ -21,6 +21,10 @@ def _of(k: int, n: int, what: str = "runs") -> str:
     return (
         f"all {n} {what}" if k == n else ("none of the" if k == 0 else f"{k} of") + f" {n} {what}"
     )
+
+
+def _names(keys) -> str:
+    return ", ".join(cell_label(*k) for k in keys)
 
 
 def _ci(c) -> str:
@@ -57,7 +61,13 @@ def _vs_scores(runs) -> str:
     return (
         f"- Scores: for {_of(len(above), len(iv), 'cells')} our 95% interval of the test course "
         f"score lies above the original's number (gains {min(gains):+.3f} to {max(gains):+.3f})"
-        + (f"; not above: {', '.join(cell_label(*k) for k in rest)}." if rest else ".")
+        + (
+            "."
+            if not rest
+            else f"; not above: {_names(rest)}."
+            if len(rest) <= len(above)
+            else f"; above: {_names(above)} only."
+        )
     )
 
 
@@ -65,8 +75,7 @@ def _vs_best(runs) -> str:
     best = best_cell(runs, "score")
     head = f"- Best: the original found UNet+BCE best ({ORIGINAL_SCORES[UB]:.3f}); "
     if best is None:
-        means = {k: np.mean(finished_values(rs)) for k, rs in cells(runs).items() if rs}
-        means = {k: v for k, v in means.items() if not math.isnan(v)}
+        means = {k: np.mean(v) for k, rs in cells(runs).items() if (v := finished_values(rs))}
         if not means:
             return ""
         top = max(means, key=means.get)
@@ -83,7 +92,7 @@ def _vs_best(runs) -> str:
     verdict = "below it" if c.distinct else "not distinguishable from it"
     return head + (
         f"here the highest mean is {cell_label(*best)} ({m:.3f}) and UNet+BCE is {verdict} "
-        f"(paired difference {c.diff:+.3f} {_ci(c)}, p {c.p:.3f})."
+        f"(paired difference {c.diff:+.3f} {_ci(c)}, {fmt_p(c.p)})."
     )
 
 
@@ -132,5 +141,5 @@ def _vs_stability(stats) -> str:
         "- Stability: the original found Correlation unstable for all nets; here its val course "
         f"score moves {np.mean(corr):.3f} per epoch after the first quarter vs {np.mean(other):.3f} "
         f"for the other losses (paired by net and seed, {len(corr)} pairs: {c.diff:+.3f} "
-        f"{_ci(c)}, p {c.p:.3f}): {verdict}."
+        f"{_ci(c)}, {fmt_p(c.p)}): {verdict}."
     )
