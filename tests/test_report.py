@@ -238,3 +238,15 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path):
     )
     with pytest.raises(ValueError, match="no ablation markers"):
         report.update_readme(readme, "x", section="ablation")
+
+
+def test_report_is_byte_stable(runs, tmp_path):
+    """Same results, same bytes: the bootstrap and permutation generators are seeded."""
+    from seglib import stats
+
+    out = runs[0]["dir"].parent
+    report.write_report(out, tmp_path / "a.md")
+    stats._interval.cache_clear()
+    stats._p_value.cache_clear()
+    report.write_report(out, tmp_path / "b.md")
+    assert (tmp_path / "a.md").read_bytes() == (tmp_path / "b.md").read_bytes()
