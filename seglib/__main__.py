@@ -78,7 +78,7 @@ def cmd_report(a) -> None:
     text = report.write_report(results, md)
     if getattr(a, "readme", None):
         link = Path(os.path.relpath(md.resolve(), Path(a.readme).resolve().parent)).as_posix()
-        head = report.headline(store.load_runs(results))
+        head = report.headline(store.load_runs(results), readme=True)
         head += f"\nThe full report (paired tests, summary, per-run details): [{link}]({link}).\n"
         report.update_readme(a.readme, head, section=a.section)
     print(text)

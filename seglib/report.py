@@ -28,6 +28,7 @@ from .summary import (
     OVERFIT_GAP,
     SPIKE_DROP,
     SPIKE_WINDOW,
+    claims,
     params_text,
     run_stats,
     summary,
@@ -138,10 +139,14 @@ def details(runs: list[dict]) -> str:
     return "\n".join([head, *rows])
 
 
-def headline(runs: list[dict]) -> str:
+def headline(runs: list[dict], readme: bool = False) -> str:
     """The short results section: course score and IoU with intervals, the original's table and
-    ours vs the original (what ``report --readme`` writes into a README)."""
-    parts = ["# Results", ""] + ([INTERVAL_NOTE, ""] if intervals(runs) else [])
+    ours vs the original. ``readme``: what ``report --readme`` writes into a README, without the
+    title and with the summary's claims about test results (``summary.claims``) first."""
+    parts = [] if readme else ["# Results", ""]
+    if readme:
+        parts += ["## In short", "", *claims(runs), ""]
+    parts += [INTERVAL_NOTE, ""] if intervals(runs) else []
     for metric in ("score", "iou"):
         parts += [f"## Test {METRICS[metric]}", "", interval_table(runs, metric), ""]
     return "\n".join(

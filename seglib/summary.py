@@ -20,7 +20,7 @@ from .analysis import (
     run_key,
 )
 from .stats import best_cell, fmt_p, intervals, versus_bce, versus_best
-from .versus import _of, versus
+from .versus import _of, _vs_best, _vs_scores, versus
 
 CONVERGED = 0.95  # a run has converged once its val curve first reaches 95% of its best
 OVERFIT_GAP = 0.05  # final train IoU - val IoU above this counts as overfitting
@@ -118,6 +118,13 @@ def _best_lines(runs: list[dict]) -> list[str]:
         if vb:
             lines.append(_vs_bce_line(vb, name))
     return lines
+
+
+def claims(runs: list[dict]) -> list[str]:
+    """The test-result bullets of ``summary`` (best cells, losses vs BCE) and the two original
+    comparisons about test results (scores, best): the README's short version."""
+    runs = [r for r in runs if r.get("test")]
+    return _best_lines(runs) + [t for t in (_vs_scores(runs), _vs_best(runs)) if t]
 
 
 def _vs_bce_line(vb: dict, name: str) -> str:
