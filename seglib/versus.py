@@ -45,7 +45,8 @@ def versus(runs, stats, *, over, gap: float, converged: float, frac: float) -> l
         lines.append(
             f"- Convergence: the original converged after 125-150 of {ORIGINAL_EPOCHS} epochs "
             f"({12500 / ORIGINAL_EPOCHS:g}%-{15000 / ORIGINAL_EPOCHS:g}%); here runs reach "
-            f"{converged:.0%} of their best val course score at a median {frac:.0%} of their epochs."
+            f"{converged:.0%} of their best val course score at a median {frac:.0%} of their epochs "
+            "(a criterion, not a test: the original's curves are not available)."
         )
     lines.append(_vs_stability(stats))
     return lines
