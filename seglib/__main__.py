@@ -1,8 +1,9 @@
-"""Command line: ``python -m seglib {run,evaluate,report,predict,score,export,synth,bench} --help``."""
+"""Command line of seglib: python -m seglib {run,evaluate,report,predict,score,export,synth,robustness,bench} --help"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,14 @@ from .threads import cores, quiet_openmp
 quiet_openmp()  # before anything imports torch: idle OpenMP threads sleep (seglib/threads.py)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # seglib.device.PRECISIONS, without importing torch
+
+DESCRIPTION = (
+    "Skin-lesion segmentation on PH2 or your own images: train the grid of nets x losses (run), "
+    "re-test it (evaluate), write tables, summary and figures (report), segment images "
+    "(predict), score a model against expert masks (score), ship weights (export), write "
+    "synthetic data (synth), test a model under image artefacts (robustness), or measure speed "
+    "(bench). Use python -m seglib COMMAND --help for a command's options."
+)
 
 
 def _csv(text: str) -> list[str]:
@@ -109,7 +118,7 @@ def cmd_evaluate(a) -> None:
 
 
 def cmd_report(a) -> None:
-    from . import plots, report
+    from . import plots, report, store
 
     results = Path(a.results)
     if not results.is_dir():
@@ -122,7 +131,10 @@ def cmd_report(a) -> None:
     written += write_predictions(results, diag, device=a.device)
     text = report.write_report(results, md)
     if getattr(a, "readme", None):
-        report.update_readme(a.readme, text, section=a.section)
+        link = Path(os.path.relpath(md.resolve(), Path(a.readme).resolve().parent)).as_posix()
+        head = report.headline(store.load_runs(results), readme=True)
+        head += f"\nThe full report (paired tests, summary, per-run details): [{link}]({link}).\n"
+        report.update_readme(a.readme, head, section=a.section)
     print(text)
     print(f"wrote {md} and {len(written)} figures in {diag}")
 
@@ -171,7 +183,7 @@ def cmd_robustness(a) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m seglib", description=DESCRIPTION)
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="train the grid (resumes), then write the report")
@@ -180,11 +192,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--nets", type=_csv, help="comma list of segnet,unet,unet2 (default all)")
     r.add_argument("--losses", type=_csv, help="comma list of bce,dice,focal,correlation,...")
     r.add_argument("--seeds", type=_ints, default=[0], help="comma list of seeds (default 0)")
-    r.add_argument("--epochs", type=int)
+    r.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")
     r.add_argument("--size", type=int, help="image side in pixels (multiple of 2**depth)")
     r.add_argument("--width", type=int, help="channels of the first stage")
-    r.add_argument("--batch-size", type=int)
-    r.add_argument("--lr", type=float)
+    r.add_argument("--batch-size", type=int, help="images per batch (default: the preset's)")
+    r.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
     r.add_argument("--weight-decay", type=float, help="Adam's L2 weight decay (default 1e-4)")
     r.add_argument("--split", type=_fractions, help="train,val,test fractions (default .5,.25,.25)")
     r.add_argument(
@@ -223,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate", help="re-test every finished run's best.pt (rewrites test.json)"
     )
-    ev.add_argument("results", help="results folder written by `run`")
+    ev.add_argument("results", help="results folder written by run")
     ev.add_argument("--data", help="dataset path (default: the one saved in each run's config)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ev.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -232,11 +244,13 @@ def parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("report", help="table, summary and figures from a results folder")
-    rp.add_argument("results", help="results folder written by `run`")
+    rp.add_argument("results", help="results folder written by run")
     rp.add_argument("--diag", help="figures folder (default RESULTS/diag)")
     rp.add_argument("--md", help="markdown report path (default RESULTS/REPORT.md)")
     rp.add_argument("--device", default="cpu", help="device for the prediction examples")
-    rp.add_argument("--readme", help="also update this README's results section")
+    rp.add_argument(
+        "--readme", help="also write the headline tables into this markdown file's marked section"
+    )
     rp.add_argument("--section", default="results", help="README marker name (default results)")
     rp.set_defaults(func=cmd_report)
 
@@ -244,7 +258,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+", help="image files (BMP, PNG, JPEG)")
     pr.add_argument("--weights", help="checkpoint (default: the shipped weights/best.pt)")
     pr.add_argument("--out", default=".", help="output folder (default .)")
-    pr.add_argument("--device", default="cpu")
+    pr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
     pr.add_argument("--overlay", action="store_true", help="also <stem>_overlay.png: outline")
     pr.set_defaults(func=cmd_predict)
@@ -261,15 +275,17 @@ def parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=cmd_score)
 
     ex = sub.add_parser("export", help="ship the best run's weights (chosen by val IoU)")
-    ex.add_argument("results", help="results folder written by `run`")
+    ex.add_argument("results", help="results folder written by run")
     ex.add_argument("--dest", help="weights file (default weights/best.pt)")
     ex.set_defaults(func=cmd_export)
 
     s = sub.add_parser("synth", help="write a synthetic PH2-like dataset")
     s.add_argument("root", help="folder to write PH2Dataset/ (SyntheticISIC/, ...) into")
-    s.add_argument("--layout", default="ph2", choices=("ph2", "isic", "folders"))
-    s.add_argument("--n", type=int, default=200)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--layout", default="ph2", choices=("ph2", "isic", "folders"), help="default ph2"
+    )
+    s.add_argument("--n", type=int, default=200, help="number of cases (default 200)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.set_defaults(func=cmd_synth)
 
     rb = sub.add_parser("robustness", help="score a checkpoint clean and under artefacts")
@@ -280,7 +296,7 @@ def parser() -> argparse.ArgumentParser:
     rb.add_argument("--json", help="also write the result to this JSON file")
     rb.add_argument("--card", help="also update the table in this model card (weights/README.md)")
     rb.add_argument("--seed", type=int, default=0, help="artefact seed (default 0)")
-    rb.add_argument("--device", default="cpu")
+    rb.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     rb.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     rb.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
     rb.set_defaults(func=cmd_robustness)

@@ -8,11 +8,8 @@ either show the returned figures or the written files with ``IPython.display.SVG
 
 from __future__ import annotations
 
-import io
-import zlib
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -27,7 +24,9 @@ from .analysis import (
     stack,
 )
 from .predplot import plot_predictions
+from .statplots import interval_figure, per_image_figure
 from .store import load_runs
+from .style import EXTRA_COLORS, LOSS_COLORS, NET_COLORS, SVG_RC, color, save
 
 __all__ = [
     "NET_COLORS",
@@ -41,27 +40,18 @@ __all__ = [
     "score_figure",
     "group_figure",
     "best_figure",
+    "interval_figure",
+    "per_image_figure",
     "figures",
     "save",
     "write_all",
     "plot_predictions",
+    "EXTRA_COLORS",
+    "SVG_RC",
 ]
 
-NET_COLORS = {"segnet": "#1f77b4", "unet": "#ff7f0e", "unet2": "#2ca02c"}
-LOSS_COLORS = {"bce": "#d62728", "dice": "#9467bd", "focal": "#8c564b", "correlation": "#e377c2"}
-EXTRA_COLORS = ("#17becf", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39")
 SERIES_COLORS = {"train": "#7f7f7f", "val": "#1f3b73", "val_iou": "#2a9d8f", "best": "#444444"}
-SVG_RC = {"svg.hashsalt": "seglib", "svg.fonttype": "none"}
 ZOOM_K, ZOOM_SKIP, ZOOM_Q = 3.0, 0.25, 95.0
-
-
-def color(key: str) -> str:
-    """Fixed colour of a net or loss; other names get a stable colour from ``EXTRA_COLORS``."""
-    if key in NET_COLORS:
-        return NET_COLORS[key]
-    if key in LOSS_COLORS:
-        return LOSS_COLORS[key]
-    return EXTRA_COLORS[zlib.crc32(key.encode()) % len(EXTRA_COLORS)]
 
 
 def _tail(values, skip: float) -> np.ndarray:
@@ -213,7 +203,8 @@ def best_figure(runs: list[dict]) -> Figure:
 
 
 def figures(runs: list[dict]) -> dict[str, Figure]:
-    """All result figures (no predictions) by file name, in a fixed order."""
+    """All result figures (no predictions) by file name, in a fixed order; the two test-spread
+    figures of ``statplots`` only where the runs carry per-image test metrics."""
     runs = [r for r in runs if r.get("history")]
     groups = cells(runs)
     out: dict[str, Figure] = {}
@@ -229,18 +220,13 @@ def figures(runs: list[dict]) -> dict[str, Figure]:
         out[f"{loss}_score.svg"] = group_figure(runs, loss=loss)
     if groups:
         out["best_score.svg"] = best_figure(runs)
+    for name, fig in (
+        ("test_intervals.svg", interval_figure(runs)),
+        ("test_iou_per_image.svg", per_image_figure(runs, "iou")),
+    ):
+        if fig is not None:
+            out[name] = fig
     return out
-
-
-def save(fig: Figure, path) -> Path:
-    """Write ``fig`` as byte-stable SVG (fixed hash salt, text kept as text, no metadata)."""
-    path = Path(path)
-    buf = io.BytesIO()
-    with matplotlib.rc_context(SVG_RC):
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buf.getvalue())
-    return path
 
 
 def write_all(out, diag) -> list[Path]:

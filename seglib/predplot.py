@@ -10,6 +10,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from .style import save
+
 TRUTH_COLOR = "#ffe600"
 PRED_COLOR = (0.0, 0.75, 1.0)
 PRED_ALPHA = 0.45
@@ -54,7 +56,7 @@ def plot_predictions(images, masks, preds: dict, path=None, titles=None, max_px:
         images: (N,3,H,W) uint8 or float in [0,1] (tensor or array).
         masks: (N,1,H,W) truth, 0/1 or bool.
         preds: ``{label: (N,1,H,W) bool}``, e.g. ``{"UNet+BCE": logits > 0}``.
-        path: if given, the figure is saved there as byte-stable SVG (``plots.save``).
+        path: if given, the figure is saved there as byte-stable SVG (``style.save``).
         titles: row names (e.g. image names), optional.
         max_px: images are downsampled by an integer stride to at most this many pixels a side.
     Returns:
@@ -89,7 +91,5 @@ def plot_predictions(images, masks, preds: dict, path=None, titles=None, max_px:
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     if path is not None:
-        from .plots import save
-
         save(fig, Path(path))
     return fig

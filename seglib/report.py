@@ -15,22 +15,32 @@ from .analysis import (
     ORIGINAL_SCORES,
     cells,
     convergence_epoch,
-    display,
     find_spikes,
     finished_values,
     fmt_cell,
     losses_of,
     nets_of,
 )
+from .stats import intervals
 from .store import dataset_of, load_runs
 from .summary import (
     CONVERGED,
     OVERFIT_GAP,
     SPIKE_DROP,
     SPIKE_WINDOW,
+    claims,
     params_text,
     run_stats,
     summary,
+)
+from .tables import (
+    INTERVAL_NOTE,
+    PAIRED_NOTE,
+    _bold_best,
+    grid_markdown,
+    interval_table,
+    table,
+    versus_table,
 )
 
 __all__ = [
@@ -40,7 +50,11 @@ __all__ = [
     "OVERFIT_GAP",
     "SPIKE_DROP",
     "SPIKE_WINDOW",
+    "grid_markdown",
     "table",
+    "interval_table",
+    "versus_table",
+    "headline",
     "original_table",
     "comparison",
     "tta_table",
@@ -54,31 +68,6 @@ __all__ = [
 ]
 
 METRICS = {"score": "course score", "iou": "IoU", "dice": "Dice"}
-
-
-def grid_markdown(rows: list[str], cols: list[str], cell) -> str:
-    """Markdown table: one row per ``rows`` key, one column per ``cols`` key, ``cell(r, c)`` text."""
-    lines = ["| | " + " | ".join(display(c) for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for r in rows:
-        lines.append(f"| {display(r)} | " + " | ".join(cell(r, c) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-def _bold_best(values: dict, text: dict) -> dict:
-    best = max(values.values(), default=None)
-    return {k: f"**{t}**" if values.get(k) == best else t for k, t in text.items()}
-
-
-def table(runs: list[dict], metric: str = "score", digits: int = 3) -> str:
-    """Markdown test table, rows nets and columns losses (finished runs only); best mean in bold.
-
-    ``metric``: a test.json key, "score" (course score), "iou" or "dice".
-    """
-    groups = cells([r for r in runs if r.get("test")])
-    vals = {k: finished_values(rs, metric) for k, rs in groups.items()}
-    means = {k: float(np.mean(v)) for k, v in vals.items() if v}
-    text = _bold_best(means, {k: fmt_cell(v, digits) for k, v in vals.items()})
-    return grid_markdown(nets_of(runs), losses_of(runs), lambda n, lo: text.get((n, lo), "–"))
 
 
 def original_table() -> str:
@@ -133,12 +122,13 @@ def details(runs: list[dict]) -> str:
     ]
     head = (
         "| run | epochs | best val score (epoch) | final val score | 95% score at | 95% IoU at "
-        "| final train-val IoU | final train / val loss | spikes (epoch: depth) | params "
+        "| final train-val IoU | final train / val loss | spikes (deepest epoch: depth) | params "
         "| train min |\n" + "|---" * 11 + "|"
     )
     rows = []
     for s in stats:
-        spikes = ", ".join(f"{e}: {d:.2f}" for e, d in s["spikes"]) or "–"
+        deep = max(s["spikes"], key=lambda t: t[1], default=None)
+        spikes = f"{len(s['spikes'])} ({deep[0]}: {deep[1]:.2f})" if deep else "0"
         mins = "?" if s["seconds"] is None else f"{s['seconds'] / 60:.1f}"
         rows.append(
             f"| {s['label']} | {s['epochs']} | {s['best_val_score']:.3f} ({s['best_val_epoch']}) "
@@ -149,18 +139,17 @@ def details(runs: list[dict]) -> str:
     return "\n".join([head, *rows])
 
 
-def write_report(out, path) -> str:
-    """Write the tables and summary of results folder ``out`` to markdown ``path``; return it."""
-    runs = load_runs(out)
+def headline(runs: list[dict], readme: bool = False) -> str:
+    """The short results section: course score and IoU with intervals, the original's table and
+    ours vs the original. ``readme``: what ``report --readme`` writes into a README, without the
+    title and with the summary's claims about test results (``summary.claims``) first."""
     dataset = dataset_of(runs)
-    parts = [f"# Results on {dataset}", ""]
-    for metric, name in METRICS.items():
-        parts += [
-            f"## Test {name} (mean ± sample std over seeds where several)",
-            "",
-            table(runs, metric),
-            "",
-        ]
+    parts = [] if readme else [f"# Results on {dataset}", ""]
+    if readme:
+        parts += ["## In short", "", *claims(runs), ""]
+    parts += [INTERVAL_NOTE, ""] if intervals(runs) else []
+    for metric in ("score", "iou"):
+        parts += [f"## Test {METRICS[metric]}", "", interval_table(runs, metric), ""]
     if dataset == "PH2":  # the original report was on PH2: compare only there
         parts += [
             f"## ORIGINAL report's test course score ({ORIGINAL_EPOCHS} epochs, last epoch)",
@@ -170,6 +159,31 @@ def write_report(out, path) -> str:
             "## Ours vs original (test course score, ours - original)",
             "",
             comparison(runs),
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def write_report(out, path) -> str:
+    """Write the tables and summary of results folder ``out`` to markdown ``path``; return it."""
+    runs = load_runs(out)
+    parts = [headline(runs).rstrip("\n"), ""]
+    parts += [
+        "## Test Dice (mean ± sample std over seeds where several)",
+        "",
+        table(runs, "dice"),
+        "",
+    ]
+    parts += ["## Paired comparisons", "", PAIRED_NOTE, ""]
+    for metric in ("score", "iou"):
+        parts += [
+            f"### Each cell - the best cell (test {METRICS[metric]})",
+            "",
+            versus_table(runs, metric, "best"),
+            "",
+            f"### Each loss - BCE within each net (test {METRICS[metric]})",
+            "",
+            versus_table(runs, metric, "bce"),
             "",
         ]
     parts += [

@@ -8,8 +8,6 @@ import math
 import numpy as np
 
 from .analysis import (
-    ORIGINAL_EPOCHS,
-    ORIGINAL_SCORES,
     cell_label,
     cells,
     convergence_epoch,
@@ -18,12 +16,12 @@ from .analysis import (
     find_spikes,
     finished_values,
     fmt_cell,
-    losses_of,
-    nets_of,
     roughness,
     run_key,
 )
+from .stats import best_cell, fmt_p, intervals, versus_bce, versus_best
 from .store import dataset_of
+from .versus import _of, _vs_best, _vs_scores, versus
 
 CONVERGED = 0.95  # a run has converged once its val curve first reaches 95% of its best
 OVERFIT_GAP = 0.05  # final train IoU - val IoU above this counts as overfitting
@@ -43,6 +41,7 @@ def run_stats(run: dict) -> dict:
         "label": f"{cell_label(net, loss)} s{seed}",
         "net": net,
         "loss": loss,
+        "seed": seed,
         "epochs": int(e[-1]) if len(e) else 0,
         "best_val_score": best,
         "best_val_epoch": int(e[np.nanargmax(score)]) if not math.isnan(best) else None,
@@ -64,44 +63,89 @@ def _get(d: dict, key: str) -> float:
     return math.nan if v is None else float(v)
 
 
-def _of(k: int, n: int, what: str = "runs") -> str:
-    return (
-        f"all {n} {what}" if k == n else ("none of the" if k == 0 else f"{k} of") + f" {n} {what}"
-    )
-
-
 def params_text(p) -> str:
     return "?" if p is None else (f"{p / 1e6:.2f} M" if p >= 1e5 else f"{int(p):,}")
+
+
+def _names(keys) -> str:
+    return ", ".join(cell_label(*k) for k in keys) or "none"
+
+
+def _ci(c) -> str:
+    return f"[{c.low:+.3f}, {c.high:+.3f}]"
+
+
+METRIC_NAMES = {"score": "course score", "iou": "IoU"}
 
 
 def _best_lines(runs: list[dict]) -> list[str]:
     groups = {k: rs for k, rs in cells(runs).items() if finished_values(rs)}
     if not groups:
         return ["No finished runs yet (no test.json), so no test results."]
-
-    def desc(key):
-        rs = groups[key]
-        s, i, d = (finished_values(rs, m) for m in ("score", "iou", "dice"))
-        n = f", mean of {len(s)} seeds" if len(s) > 1 else ""
-        return (
-            f"{cell_label(*key)}: test course score {fmt_cell(s)} "
-            f"(IoU {fmt_cell(i)}, Dice {fmt_cell(d)}{n})"
+    lines = []
+    for metric, name in METRIC_NAMES.items():
+        iv, best = intervals(runs, metric), best_cell(runs, metric)
+        if not iv:
+            top = max(groups, key=lambda k: np.mean(finished_values(groups[k], metric)))
+            vals = finished_values(groups[top], metric)
+            lines.append(
+                f"- Test {name}: highest mean {cell_label(*top)} {fmt_cell(vals)}; the runs "
+                "have no per-image test metrics, so there is no interval and no ranking claim."
+            )
+            continue
+        vs = versus_best(runs, metric)
+        below = [k for k, c in vs.items() if c.distinct]
+        same = [k for k, c in vs.items() if not c.distinct]
+        b = iv[best]
+        text = (
+            f"- Test {name}: highest mean **{cell_label(*best)} {b.mean:.3f} "
+            f"[{b.low:.3f}, {b.high:.3f}]**; of the other {len(vs)} cells, "
         )
-
-    def best(keys):
-        return max(keys, key=lambda k: np.mean(finished_values(groups[k])))
-
-    top = best(groups)
-    lines = [f"- Best overall: **{desc(top)}**."]
-    for net in nets_of(runs):
-        keys = [k for k in groups if k[0] == net]
-        if keys:
-            lines.append(f"- Best for {display(net)}: {desc(best(keys))}.")
-    for loss in losses_of(runs):
-        keys = [k for k in groups if k[1] == loss]
-        if keys:
-            lines.append(f"- Best with {display(loss)}: {desc(best(keys))}.")
+        if len(same) <= len(below):
+            text += (
+                f"{len(same)} {'is' if len(same) == 1 else 'are'} not distinguishable from it "
+                "(paired 95% interval of the "
+                f"difference contains 0): {_names(same)}; the other {len(below)} are below it."
+            )
+        else:
+            text += (
+                f"{len(below)} {'is' if len(below) == 1 else 'are'} below it (paired 95% "
+                "interval of the difference excludes 0): "
+                f"{_names(below)}; the other {len(same)} are not distinguishable from it."
+            )
+        lines.append(text)
+    for metric, name in METRIC_NAMES.items():
+        vb = versus_bce(runs, metric)
+        if vb:
+            lines.append(_vs_bce_line(vb, name))
     return lines
+
+
+def claims(runs: list[dict]) -> list[str]:
+    """The test-result bullets of ``summary`` (best cells, losses vs BCE) and the two original
+    comparisons about test results (scores, best): the README's short version."""
+    runs = [r for r in runs if r.get("test")]
+    return _best_lines(runs) + [t for t in (_vs_scores(runs), _vs_best(runs)) if t]
+
+
+def _vs_bce_line(vb: dict, name: str) -> str:
+    diff = {k: c for k, c in vb.items() if c.distinct}
+    head = f"- Each loss vs BCE within its net (test {name}, paired): "
+    if not diff:
+        k = min(vb, key=lambda k: vb[k].p)
+        return head + (
+            f"none of the {len(vb)} intervals of the difference excludes 0, so no loss is shown "
+            f"better or worse than BCE (smallest {fmt_p(vb[k].p)}: {cell_label(*k)} "
+            f"{vb[k].diff:+.3f} {_ci(vb[k])})."
+        )
+    parts = [f"{len(diff)} of {len(vb)} intervals of the difference exclude 0"]
+    parts += [
+        f"{side} BCE: {_names(k for k, c in diff.items() if (c.diff > 0) == (side == 'above'))}"
+        for side in ("above", "below")
+    ]
+    if len(diff) < len(vb):
+        parts.append("the others are not distinguishable from BCE")
+    return head + "; ".join(parts) + "."
 
 
 def _convergence(stats: list[dict]) -> tuple[str, float]:
@@ -134,22 +178,21 @@ def _overfitting(stats: list[dict]) -> str:
 
 
 def _spikes(stats: list[dict]) -> str:
-    spiky = sum(1 for s in stats if s["spikes"])
-    total = sum(len(s["spikes"]) for s in stats)
-    deep = max(((s, e, d) for s in stats for e, d in s["spikes"]), key=lambda t: t[2], default=None)
+    counts = [len(s["spikes"]) for s in stats]
+    deep = sorted(((s, e, d) for s in stats for e, d in s["spikes"]), key=lambda t: -t[2])[:3]
     ended = [s for s in stats if s["final_val_score"] <= s["best_val_score"] - SPIKE_DROP]
     text = (
         f"A spike is a val course score drop of at least {SPIKE_DROP} below the best so far that "
         f"recovers to within {SPIKE_DROP / 2:g} of it within {SPIKE_WINDOW} epochs. "
-        f"{_of(spiky, len(stats)).capitalize()} show spikes ({total} in all)"
+        f"{_of(sum(1 for c in counts if c), len(stats)).capitalize()} show spikes ({sum(counts)} "
+        f"in all; per run median {np.median(counts):g}, range {min(counts)}-{max(counts)})"
     )
     if deep:
-        text += f"; the deepest: {deep[0]['label']} at epoch {deep[1]} (depth {deep[2]:.2f})"
-    ends = ", ".join(
-        f"{s['label']} ({s['final_val_score']:.3f} vs {s['best_val_score']:.3f})" for s in ended
-    )
-    return (
-        text + f". Runs ending at least {SPIKE_DROP} below their best val score: {ends or 'none'}."
+        text += "; deepest: " + ", ".join(f"{s['label']} epoch {e} ({d:.2f})" for s, e, d in deep)
+    names = ", ".join(s["label"] for s in ended[:3]) + (", ..." if len(ended) > 3 else "")
+    return text + (
+        f". Runs ending at least {SPIKE_DROP} below their best val score: "
+        + (f"{len(ended)} ({names})." if ended else "none.")
     )
 
 
@@ -157,7 +200,8 @@ def summary(runs: list[dict]) -> str:
     """Markdown summary: best cells, convergence, overfitting, spikes, cost, original vs ours.
 
     Definitions (module constants):
-    - best: highest mean test course score over a cell's finished seeds (IoU, Dice beside);
+    - best: highest mean test course score (and IoU) over a cell's test images and seeds, with
+      the cells not distinguishable from it by a paired test (``stats``); each loss vs BCE;
     - convergence: first epoch whose val course score reaches ``CONVERGED`` (95%) of the run's
       best; the course score is stepped, so the same epoch for val IoU is given too;
     - overfitting: last-epoch train IoU - val IoU above ``OVERFIT_GAP``; val vs train loss;
@@ -193,7 +237,11 @@ def summary(runs: list[dict]) -> str:
             _cost(stats),
         ]
         + (  # the original report was on PH2: compare only there
-            ["", "### Compared with the original report", *_versus(runs, stats, over, frac)]
+            [
+                "",
+                "### Compared with the original report",
+                *versus(runs, stats, over=over, gap=OVERFIT_GAP, converged=CONVERGED, frac=frac),
+            ]
             if dataset_of(runs) == "PH2"
             else []
         )
@@ -218,88 +266,3 @@ def _cost(stats: list[dict]) -> str:
             f"({spe[-1]['label']})"
         )
     return text + "."
-
-
-def _versus(runs, stats, over, frac) -> list[str]:
-    """The original report's conclusions, each restated with our numbers."""
-    lines = _vs_best(runs)
-    lines.append(
-        f"- Overfitting: the original said every model overfits; here {_of(len(over), len(stats))} "
-        f"end with a train-val IoU gap above {OVERFIT_GAP}."
-    )
-    lines.append(_vs_spikes(stats))
-    if not math.isnan(frac):
-        lines.append(
-            f"- Convergence: the original converged after 125-150 of {ORIGINAL_EPOCHS} epochs "
-            f"({12500 / ORIGINAL_EPOCHS:g}%-{15000 / ORIGINAL_EPOCHS:g}%); here runs reach "
-            f"{CONVERGED:.0%} of their best val course score at a median {frac:.0%} of their epochs."
-        )
-    lines.append(_vs_stability(stats))
-    return lines
-
-
-def _vs_best(runs) -> list[str]:
-    mean = {
-        k: float(np.mean(finished_values(rs)))
-        for k, rs in cells(runs).items()
-        if finished_values(rs)
-    }
-    ranked = sorted(mean, key=lambda k: -mean[k])
-    if not ranked:
-        return []
-    top, ub = ranked[0], ("unet", "bce")
-    ub_text = (
-        f"UNet+BCE scores {mean[ub]:.3f} (rank {ranked.index(ub) + 1} of {len(ranked)})"
-        if ub in mean
-        else "UNet+BCE has no finished run"
-    )
-    return [
-        f"- Best: the original found UNet+BCE best ({ORIGINAL_SCORES[ub]:.3f}, last of "
-        f"{ORIGINAL_EPOCHS} epochs); here the best is {cell_label(*top)} ({mean[top]:.3f}) and "
-        f"{ub_text}."
-    ]
-
-
-def _vs_spikes(stats) -> str:
-    named = []
-    for key in (("unet", "focal"), ("unet2", "bce")):
-        mine = [s for s in stats if (s["net"], s["loss"]) == key]
-        if mine:
-            eps = ", ".join(f"{s['label']} epoch {e}" for s in mine for e, _ in s["spikes"])
-            named.append(f"{cell_label(*key)} spikes here: {eps or 'none'}")
-    spiky = sum(1 for s in stats if s["spikes"])
-    return (
-        "- Spikes: the original saw spikes (UNet+Focal between epochs 150 and 175, UNet2+BCE at "
-        f"epoch 200); here {_of(spiky, len(stats))} show spikes"
-        + "".join(f"; {t}" for t in named)
-        + "."
-    )
-
-
-def _mean_by(stats, key: str, group: str) -> dict:
-    out = {}
-    for s in stats:
-        if not math.isnan(s[key]):
-            out.setdefault(s[group], []).append(s[key])
-    return {k: float(np.mean(v)) for k, v in out.items()}
-
-
-def _vs_stability(stats) -> str:
-    rough = _mean_by(stats, "roughness", "loss")
-    if "correlation" not in rough:
-        return "- Stability: no Correlation runs here to compare."
-    order = sorted(rough, key=lambda k: -rough[k])
-    nets = sorted({s["net"] for s in stats})
-    roughest = [
-        max(r, key=r.get)
-        for r in (_mean_by([s for s in stats if s["net"] == n], "roughness", "loss") for n in nets)
-        if r
-    ]
-    nsp = sum(len(s["spikes"]) for s in stats if s["loss"] == "correlation")
-    return (
-        "- Stability: the original found Correlation unstable for all nets; here its val course "
-        f"score moves {rough['correlation']:.3f} per epoch on average after the first quarter "
-        f"(rank {order.index('correlation') + 1} of {len(order)} losses, most unstable "
-        f"{display(order[0])} at {rough[order[0]]:.3f}); it is the most unstable loss for "
-        f"{roughest.count('correlation')} of {len(roughest)} nets and has {nsp} spikes in its runs."
-    )

@@ -2,6 +2,7 @@
 root, one torch thread, a temporary ``SEGLIB_CACHE``. Bad input exits 2 with one ``error:``
 line on stderr and no traceback."""
 
+import argparse
 import os
 import subprocess
 import sys
@@ -54,6 +55,19 @@ def test_help(cmd, tmp_path):
     done = seglib_cli(*cmd, "--help", cache=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage:") and not done.stderr
+
+
+def test_help_is_plain_text_and_every_option_explained():
+    from seglib.__main__ import parser
+
+    p = parser()
+    assert "`" not in p.description and "``" not in p.format_help()
+    (sub,) = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, sp in sub.choices.items():
+        for action in sp._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help, f"{name} {action.option_strings or action.dest}"
+                assert "`" not in action.help, f"{name} {action.dest}"
 
 
 def test_no_command_is_a_usage_error(tmp_path):
@@ -163,6 +177,8 @@ def test_report_writes_figures_and_markdown(tiny_results, smoke_cache, tmp_path)
         "dice_score.svg",
         "best_score.svg",
         "predictions_unet.svg",
+        "test_intervals.svg",
+        "test_iou_per_image.svg",
     }
     written = {p.name for p in diag.iterdir()}
     assert expected <= written

@@ -146,6 +146,45 @@ def test_plot_predictions(tmp_path):
     assert (tmp_path / "p.svg").stat().st_size < 400_000
 
 
+def _with_images(tmp_path):
+    """Two cells on 8 test images: UNet+BCE (two seeds) and SegNet+BCE = UNet+BCE seed 0 - 0.2
+    on every image (so distinguishably below it)."""
+    base = np.linspace(0.55, 0.95, 8)
+    for net, seed, values in (
+        ("unet", 0, base),
+        ("unet", 1, base[::-1]),
+        ("segnet", 0, base - 0.2),
+    ):
+        write_run(tmp_path, net, "bce", seed, history(False), score=float(values.mean()))
+        d = tmp_path / f"{net}_bce_s{seed}" / "test.json"
+        test = json.loads(d.read_text())
+        names = [f"IMD{i:03d}" for i in range(8)]
+        test |= dict(iou_per_image=list(values), score_per_image=list(values), names=names)
+        d.write_text(json.dumps(test))
+    return load_runs(tmp_path), base
+
+
+def test_per_image_and_interval_figures(tmp_path):
+    runs, base = _with_images(tmp_path)
+    figs = plots.figures(runs)
+    (ax,) = figs["test_iou_per_image.svg"].axes
+    pooled = np.concatenate([base, base[::-1]])  # seeds pooled into one box
+    medians = [ln.get_ydata()[0] for ln in ax.lines if ln.get_color() == "#333333"]
+    assert medians == pytest.approx([np.median(base - 0.2), np.median(pooled)])
+    means = [ln.get_ydata()[0] for ln in ax.lines if ln.get_linewidth() == 1.6]
+    assert means == pytest.approx([np.mean(base - 0.2), np.mean(pooled)])
+    assert ax.get_legend() is not None
+    score_ax, iou_ax = figs["test_intervals.svg"].axes
+    assert figs["test_intervals.svg"].legends
+    # rows top to bottom SegNet+BCE, UNet+BCE; the best (UNet+BCE) black and filled, the other
+    # open (its paired difference is -0.2 on every image: interval [-0.2, -0.2])
+    faces = [c.get_children()[0].get_markerfacecolor() for c in score_ax.containers]
+    assert faces == ["white", "black"]
+    xs = [c.get_children()[0].get_xdata()[0] for c in score_ax.containers]
+    assert xs == pytest.approx([base.mean() - 0.2, base.mean()])
+    assert [t.get_text() for t in score_ax.get_yticklabels()] == ["SegNet+BCE", "UNet+BCE"]
+
+
 def test_svg_bytes_are_stable(results, tmp_path):
     def build():
         runs = load_runs(results)
@@ -155,10 +194,14 @@ def test_svg_bytes_are_stable(results, tmp_path):
             "zoom.svg": plots.loss_subset_figure([r for r in runs if r["name"] == "unet_focal_s0"]),
             "best.svg": plots.best_figure(runs),
             "pred.svg": plots.plot_predictions(*_predictions()),
+            "intervals.svg": plots.interval_figure(runs_images),
+            "per_image.svg": plots.per_image_figure(runs_images),
         }
+
+    runs_images, _ = _with_images(tmp_path / "images")
 
     for i in (1, 2):
         for name, fig in build().items():
             plots.save(fig, tmp_path / str(i) / name)
-    for name in ("score.svg", "zoom.svg", "best.svg", "pred.svg"):
+    for name in ("score.svg", "zoom.svg", "best.svg", "pred.svg", "intervals.svg", "per_image.svg"):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name

@@ -12,12 +12,16 @@ NETS = ["segnet", "unet", "unet2"]
 LOSSES = ["bce", "dice", "focal", "correlation"]
 EPOCHS = 20
 BEST = ("unet2", "focal")  # known best cell
-SEEDS = {("unet", "bce"): [0.70, 0.74]}  # the one cell with two seeds
+CLOSE = ("unet2", "correlation")  # 0.01 below the best, its per-image pattern mirrored
+SEEDS = {("unet", "bce"): [0.70, 0.74]}  # the one cell with two seeds (flat per image)
+PATTERN = [0.05, -0.05] * 5  # per-image offsets (10 test images, mean 0)
 SPIKY = "unet_focal_s0"  # val score 0.7 -> 0.3 at epoch 12, back to 0.7 at epoch 14
 SMOOTH = [0.8 * (1 - 0.8**e) for e in range(1, EPOCHS + 1)]
 
 
 def score_of(net, loss):
+    if (net, loss) == CLOSE:
+        return 0.89
     return 0.9 if (net, loss) == BEST else 0.1 + 0.05 * NETS.index(net) + 0.01 * LOSSES.index(loss)
 
 
@@ -29,7 +33,16 @@ def history(val_score, gap):
     ]  # fmt: skip
 
 
-def write_run(out, net, loss, seed, score, val_score=SMOOTH, gap=0.1, finished=True):
+def per_image(net, loss, score):
+    """Per-image test values: ``score`` plus ``PATTERN`` (mirrored for CLOSE, none for the
+    two-seed cell), so paired differences are hand-computable."""
+    sign = {CLOSE: -1, ("unet", "bce"): 0}.get((net, loss), 1)
+    v = [score + sign * e for e in PATTERN]
+    return dict(score_per_image=v, iou_per_image=[x - 0.05 for x in v],
+                names=[f"IMD{i:03d}" for i in range(len(v))])  # fmt: skip
+
+
+def write_run(out, net, loss, seed, score, val_score=SMOOTH, gap=0.1, finished=True, images=True):
     d = out / f"{net}_{loss}_s{seed}"
     d.mkdir(parents=True)
     (d / "config.json").write_text(json.dumps(dict(net=net, loss=loss, seed=seed, epochs=EPOCHS)))
@@ -37,6 +50,8 @@ def write_run(out, net, loss, seed, score, val_score=SMOOTH, gap=0.1, finished=T
     if finished:
         test = dict(score=score, iou=score - 0.05, dice=score + 0.05, best_epoch=EPOCHS,
                     params=1000 * (NETS.index(net) + 1), train_seconds=600)  # fmt: skip
+        if images:
+            test |= per_image(net, loss, score)
         (d / "test.json").write_text(json.dumps(test))
 
 
@@ -128,28 +143,60 @@ def test_run_stats(runs):
 
 
 def test_summary_is_data_driven(runs):
+    """Expected claims worked by hand from the fixture: every cell shares the best cell's
+    per-image pattern (constant paired differences, distinguishable) except CLOSE, whose
+    mirrored pattern gives differences -0.01 -/+ 0.1 (interval about -0.01 +/- 0.06: contains 0);
+    UNet+BCE's two flat seeds (0.70, 0.74) minus the best is -0.18 - PATTERN, all negative, so
+    the exact sign-flip p over 10 images is 2 / 2**10 = 0.002."""
     text = report.summary(runs)
     assert "13 runs (13 finished)" in text
-    assert "Best overall: **UNet2+Focal: test course score 0.900 (IoU 0.850, Dice 0.950)**" in text
-    assert "Best for UNet: UNet+BCE: test course score 0.720 ± 0.028" in text
-    assert "here the best is UNet2+Focal (0.900) and UNet+BCE scores 0.720 (rank 2 of 12)" in text
+    assert "- Test course score: highest mean **UNet2+Focal 0.900 [" in text
+    assert (
+        "of the other 11 cells, 1 is not distinguishable from it (paired 95% interval of the "
+        "difference contains 0): UNet2+Correlation; the other 10 are below it." in text
+    )
+    assert "9 of 9 intervals of the difference exclude 0" in text
+    assert "below BCE: UNet+Dice, UNet+Focal, UNet+Correlation." in text
+    assert "for 3 of 12 cells our 95% interval of the test course score lies above" in text
+    assert "above: UNet2+Dice, UNet2+Focal, UNet2+Correlation only." in text
+    assert "UNet+BCE is below it (paired difference -0.180 [" in text and "p 0.002)" in text
     assert "9 of 13 runs end with train IoU more than 0.05 above val IoU" in text
-    assert "1 of 13 runs show spikes (1 in all)" in text
-    assert "the deepest: UNet+Focal s0 at epoch 12 (depth 0.40)" in text
-    assert "UNet+Focal spikes here: UNet+Focal s0 epoch 12" in text
+    assert "1 of 13 runs show spikes (1 in all; per run median 0, range 0-1)" in text
+    assert "deepest: UNet+Focal s0 epoch 12 (0.40)" in text
+    assert "UNet+Focal 1 in 1 runs, none at epochs 150-175 (last at 12)" in text
     assert "Parameters: SegNet 1,000, UNet 2,000, UNet2 3,000" in text
-    assert "Correlation" in text.split("Stability:")[1]
+    assert "(paired by net and seed, 3 pairs:" in text and "): not distinguishable." in text
+    bullets = [ln for ln in text.splitlines() if ln.startswith("- ")]
+    assert max(len(b) for b in bullets) < 350  # about three lines
+
+
+def test_interval_table_hand_made(runs):
+    md = report.interval_table(runs, "score")
+    assert cell(md, "UNet2", "Focal").startswith("**0.900** [")
+    assert cell(md, "UNet2", "Correlation").startswith("*0.890* [")  # indistinguishable
+    # two flat seeds 0.70 and 0.74: a resample is 0.70 or 0.74 with probability 1/4 > 2.5% each
+    assert cell(md, "UNet", "BCE") == "0.720 [0.700, 0.740]"
+    vs = report.versus_table(runs, "score", "best")
+    assert cell(vs, "UNet2", "Focal") == "best"
+    assert cell(vs, "UNet", "BCE").startswith("-0.180 [") and cell(vs, "UNet", "BCE").endswith(
+        ", p 0.002"
+    )
+    assert cell(vs, "UNet2", "Correlation").endswith(" ≈")
 
 
 def test_unfinished_and_unknown_loss(tmp_path):
-    write_run(tmp_path, "unet", "bce", 0, 0.6)
-    write_run(tmp_path, "unet", "tversky", 0, 0.8)
+    """Runs without per-image test metrics (older seglib): means only, and no ranking claim."""
+    write_run(tmp_path, "unet", "bce", 0, 0.6, images=False)
+    write_run(tmp_path, "unet", "tversky", 0, 0.8, images=False)
     write_run(tmp_path, "segnet", "bce", 0, 0.9, finished=False)
     runs = load_runs(tmp_path)
     md = report.table(runs)
     assert md.splitlines()[0] == "| | BCE | Tversky |"
     assert cell(md, "SegNet", "BCE") == "–" and cell(md, "UNet", "Tversky") == "**0.800**"
-    assert "3 runs (2 finished)" in report.summary(runs)
+    text = report.summary(runs)
+    assert "3 runs (2 finished)" in text
+    assert "highest mean UNet+Tversky 0.800; the runs have no per-image test metrics" in text
+    assert report.interval_table(runs) == md
     assert report.summary([]) == "No runs with a history found."
 
 
@@ -173,11 +220,12 @@ def test_write_report(runs, tmp_path):
     path = tmp_path / "out" / "report.md"
     text = report.write_report(runs[0]["dir"].parent, path)
     assert path.read_text(encoding="utf-8") == text
-    heads = ("## Test course score", "## Test IoU", "## Test Dice", "ORIGINAL", "## Summary")
+    heads = ("## Test course score", "## Test IoU", "## Test Dice", "ORIGINAL", "## Summary",
+             "## Paired comparisons", "### Each loss - BCE within each net")  # fmt: skip
     assert all(h in text for h in heads)
     assert "Test-time augmentation" not in text  # these runs carry no plain/TTA numbers
     (row,) = [ln for ln in text.splitlines() if ln.startswith("| UNet+Focal s0 |")]
-    assert "| 12: 0.40 |" in row
+    assert "| 1 (12: 0.40) |" in row
 
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path):
@@ -190,3 +238,15 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path):
     )
     with pytest.raises(ValueError, match="no ablation markers"):
         report.update_readme(readme, "x", section="ablation")
+
+
+def test_report_is_byte_stable(runs, tmp_path):
+    """Same results, same bytes: the bootstrap and permutation generators are seeded."""
+    from seglib import stats
+
+    out = runs[0]["dir"].parent
+    report.write_report(out, tmp_path / "a.md")
+    stats._interval.cache_clear()
+    stats._p_value.cache_clear()
+    report.write_report(out, tmp_path / "b.md")
+    assert (tmp_path / "a.md").read_bytes() == (tmp_path / "b.md").read_bytes()
