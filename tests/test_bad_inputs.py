@@ -39,7 +39,7 @@ def missing_path(tmp, src):
 
 def no_cases(tmp, src):
     (tmp / "empty" / "notes").mkdir(parents=True)
-    return tmp / "empty", tmp / "empty", "no PH2 case folders"
+    return tmp / "empty", tmp / "empty", "no images (expected JPEG/PNG/BMP images and masks"
 
 
 def no_image(tmp, src):
