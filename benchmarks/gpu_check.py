@@ -50,7 +50,7 @@ import time
 T0 = time.monotonic()  # the budget counts from here, before torch is imported
 
 import argparse  # noqa: E402
-import json  # noqa: E402
+import importlib.machinery  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -92,6 +92,8 @@ def _tqdm_stand_in() -> None:
                 print(text, flush=True)
 
         mod, auto = types.ModuleType("tqdm"), types.ModuleType("tqdm.auto")
+        for m in (mod, auto):  # torch._dynamo asks importlib for the spec of "tqdm"
+            m.__spec__ = importlib.machinery.ModuleSpec(m.__name__, None)
         mod.tqdm = auto.tqdm = tqdm
         mod.auto = auto
         sys.modules.update({"tqdm": mod, "tqdm.auto": auto})
@@ -189,6 +191,8 @@ def bench(a, data, cfg, split) -> list[dict]:
             r = gpu_bench.bench_net(
                 net, prec, data, tr, cfg, a.warm_steps, a.steps, a.device, save_dir=save
             )
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # the bench's model and optimizer are gone by now
             r["requested"] = prec
             pair[prec] = r
             rows.append(r)
@@ -275,10 +279,16 @@ def main(argv=None) -> int:
         "facts": info,
         "restored": restored,
     }
-    say(f"gpu_check: budget {a.budget_s:.0f} s, {'tiny CPU fallback' if a.tiny else 'course scale'}")
-    print(f"# device: {info['device']}, capability {info.get('capability', '-')}, "
-          f"{info.get('sms', '-')} SMs, {info.get('memory_gib', '-')} GiB; torch {info['torch']}, "
-          f"CUDA {info['cuda']}, cuDNN {info['cudnn']}", flush=True)  # fmt: skip
+    say(
+        f"gpu_check: budget {a.budget_s:.0f} s, {'tiny CPU fallback' if a.tiny else 'course scale'}"
+    )
+    where = (
+        f"capability {info['capability']}, {info['sms']} SMs, {info['memory_gib']} GiB"
+        if "capability" in info
+        else f"{info['threads']} threads, CPU {info['cpu']}"
+    )
+    print(f"# device: {info['device']}, {where}; torch {info['torch']}, CUDA {info['cuda']}, "
+          f"cuDNN {info['cudnn']}", flush=True)  # fmt: skip
     print(f"# precision auto -> {info['precision']}; fp32 may use TF32: convolutions "
           f"{info['tf32_conv']}, matmuls {info['tf32_matmul']}", flush=True)  # fmt: skip
     if restored:
@@ -291,6 +301,9 @@ def main(argv=None) -> int:
         call["bench"] = rows
         if "grid" in a.sections:
             call["runs"] = grid(a, data, cfgs, rows)
+    except BaseException as e:  # recorded in gpu_check.json, then raised as usual
+        call["error"] = f"{type(e).__name__}: {e}"
+        raise
     finally:
         call["wall_s"] = time.monotonic() - T0
         archive = Path(os.environ["OUT"]) if os.environ.get("OUT") else a.out.parent
