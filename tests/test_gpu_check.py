@@ -215,3 +215,23 @@ def test_ph2_256_tar_loads_at_256(tmp_path, monkeypatch):
         mask = np.asarray(Image.open(tf.extractfile(f"{base}_lesion/IMD002_lesion.png")))
     assert np.array_equal(data.images[i].permute(1, 2, 0).numpy(), img[..., :3])
     assert np.array_equal(data.masks[i, 0].numpy(), (mask > 0).astype(np.uint8))
+
+
+@pytest.mark.skipif(not PH2_256.is_file(), reason="needs ../shared/data/PH2-256.tar")
+def test_course_scale_loads_the_carried_archive(tmp_path, monkeypatch):
+    """Without --tiny the check trains the course scale of the issue (256 px, width 64, batch
+    25, 200 epochs; 3 nets x 4 losses) on the archive it was given."""
+    from benchmarks import gpu_check
+
+    monkeypatch.setenv("SEGLIB_CACHE", str(tmp_path / "cache"))
+    nets, losses = ["segnet", "unet", "unet2"], ["bce", "dice", "focal", "correlation"]
+    a = SimpleNamespace(tiny=False, data=str(PH2_256), nets=nets, losses=losses)
+    data, cfgs = gpu_check.load(a)
+    assert len(data) == 200 and len(cfgs) == 12
+    assert {(c.size, c.width, c.batch_size, c.epochs, c.data) for c in cfgs} == {
+        (256, 64, 25, 200, str(PH2_256))
+    }
+    assert [(c.net, c.loss) for c in cfgs[:5]] == [
+        ("segnet", "bce"), ("segnet", "dice"), ("segnet", "focal"), ("segnet", "correlation"),
+        ("unet", "bce"),
+    ]  # fmt: skip
