@@ -32,15 +32,18 @@ silent stand-in replaces it (seglib's progress bars).
 
 How to run on a lent GPU
 ------------------------
-Here, in the repository root (``gpu/`` is git-ignored; the device tool sends it when carried)::
+1. Here, in the repository root (``gpu/`` is git-ignored; a carried path travels anyway)::
 
-    mkdir -p gpu && cp ../shared/data/PH2-256.tar gpu/
+       mkdir -p gpu && cp ../shared/data/PH2-256.tar gpu/
 
-Device tool ``run``: command ``bash benchmarks/gpu_check.sh --budget-s 480``, carry ``["gpu"]``,
-timeout_s 570. The reply's files are ``gpu_check.tar.gz`` and ``gpu_check.log``. To continue the
-grid in a later call: ``cp <files_at>/gpu_check.tar.gz gpu/`` and run the same command. To keep
-the results: ``mkdir -p results && tar -xzf gpu/gpu_check.tar.gz -C results`` (gives
-``results/course/``), then ``python -m seglib report results/course``.
+2. Device tool ``run`` with command ``bash benchmarks/gpu_check.sh --budget-s 480``, carry
+   ``["gpu"]``, timeout_s ``570`` (the same without the wrapper: ``PYTHONUNBUFFERED=1 python3
+   benchmarks/gpu_check.py --budget-s 480 2>&1 | tee $OUT/gpu_check.log``). Then ``give_back``
+   unless calling again at once. The reply's files: ``gpu_check.tar.gz`` and ``gpu_check.log``.
+3. To continue the grid in a later call (a fresh machine): ``cp <files_at>/gpu_check.tar.gz gpu/``
+   and run the same command; its finished runs are restored and skipped.
+4. To keep the results: ``mkdir -p results && tar -xzf gpu/gpu_check.tar.gz -C results`` (gives
+   ``results/course/``), then ``python -m seglib report results/course``.
 """
 
 from __future__ import annotations
