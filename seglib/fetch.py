@@ -194,7 +194,13 @@ def _extract_zip(archive: Path, dest: Path) -> None:
 
 
 def _extract_rar(archive: Path, dest: Path) -> None:
-    import rarfile  # imported lazily: only RAR input needs it
+    try:
+        import rarfile  # imported lazily: only RAR input needs it
+    except ImportError:
+        raise PH2Error(
+            f"{archive}: extracting RAR needs the Python package rarfile (pip install rarfile) "
+            f"and {_RAR_TOOLS} on PATH"
+        ) from None
 
     try:
         with rarfile.RarFile(archive, errors="strict") as rf:

@@ -7,6 +7,7 @@ import http.server
 import io
 import re
 import struct
+import sys
 import tarfile
 import threading
 import zipfile
@@ -352,6 +353,16 @@ def test_rar_without_tool_names_the_tools(tmp_path, monkeypatch):
     path = tmp_path / "a.rar"
     path.write_bytes(rar4_stored({"a.txt": b"a"}))
     with pytest.raises(PH2Error, match="unrar.*bsdtar.*libarchive-tools") as err:
+        fetch.extract_archive(path, tmp_path / "dest")
+    assert str(path) in str(err.value)
+
+
+def test_rar_without_rarfile_package_says_pip(tmp_path, monkeypatch):
+    """No rarfile installed (e.g. a fresh Colab): one line saying what to install."""
+    monkeypatch.setitem(sys.modules, "rarfile", None)  # makes ``import rarfile`` fail
+    path = tmp_path / "a.rar"
+    path.write_bytes(rar4_stored({"a.txt": b"a"}))
+    with pytest.raises(PH2Error, match="pip install rarfile") as err:
         fetch.extract_archive(path, tmp_path / "dest")
     assert str(path) in str(err.value)
 
