@@ -1,10 +1,11 @@
-"""docs/colab_cell.py, the notebook's proposed first cell, run outside and inside a simulated
+"""The notebook's first code cell (id ``colab``), run outside and inside a simulated
 Colab (a ``google.colab`` module; ``subprocess.run``, ``shutil.which``, package lookup and the
 GPU faked): what it installs, what it refuses, what it hands to the notebook's later cells."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +17,13 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-CELL = (ROOT / "docs" / "colab_cell.py").read_text()
+CELL = "".join(
+    next(
+        c
+        for c in json.loads((ROOT / "homework.ipynb").read_text())["cells"]
+        if c.get("id") == "colab"
+    )["source"]
+)
 ENV = ("SEGLIB_PRESET", "SEGLIB_DATA", "SEGLIB_OUT", "SEGLIB_DIAG", "SEGLIB_SEEDS", "SEGLIB_CACHE")
 
 
