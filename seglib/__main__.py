@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .threads import cores, quiet_openmp
+from .threads import quiet_openmp
 
 quiet_openmp()  # before anything imports torch: idle OpenMP threads sleep (seglib/threads.py)
 
@@ -42,15 +42,6 @@ def _jobs(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
-
-
-def auto_jobs(device: str) -> int:
-    """``--jobs auto``: one run per core on CPU (benchmarks: 2 runs of 1 thread beat 1 run of 2
-    threads on 2 cores), one at a time on a GPU."""
-    import torch
-
-    on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    return 1 if on_gpu else cores()
 
 
 def _fractions(text: str) -> list[float]:
@@ -92,7 +83,7 @@ def cmd_run(a) -> None:
             quiet=a.quiet or None,
             tta=not a.no_tta,
             precision=a.precision,
-            jobs=auto_jobs(a.device) if a.jobs == "auto" else a.jobs,
+            jobs=a.jobs,
             threads=a.threads,
             executor=a.executor,
             ray_address=a.ray_address,

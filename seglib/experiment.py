@@ -140,6 +140,15 @@ def check_config(run_dir: Path, cfg: RunConfig) -> None:
         )
 
 
+def auto_jobs(device: str = "auto") -> int:
+    """``--jobs auto``: one run per core on CPU (``python -m seglib bench``: two 1-thread runs
+    side by side beat one 2-thread run at a time on 2 cores), one at a time on a GPU."""
+    from .threads import cores
+
+    on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return 1 if on_gpu else cores()
+
+
 def plan(cfgs: list[RunConfig], out: Path) -> dict[str, list[RunConfig]]:
     """The grid's runs by state: "finished" (``test.json``), "resumed" (``last.pt``), "new"."""
     states: dict[str, list[RunConfig]] = {"finished": [], "resumed": [], "new": []}
@@ -161,15 +170,15 @@ def run_grid(
     quiet: bool | None = None,
     tta: bool = True,
     precision: str = "auto",
-    jobs: int = 1,
+    jobs: int | str = 1,
     threads: int | None = None,
     executor: str = "local",
     ray_address: str | None = None,
 ) -> list[dict]:
     """Train every config into ``out/<net>_<loss>_s<seed>/`` (resuming) and return test results.
 
-    ``jobs`` > 1 runs that many runs side by side in worker processes with ``threads`` threads
-    each (default: the cores split evenly); ``executor="ray"`` runs them as Ray tasks (on the
+    ``jobs`` > 1 (or "auto", :func:`auto_jobs`) runs that many runs side by side in worker
+    processes with ``threads`` threads each (default: the cores split evenly); ``executor="ray"`` runs them as Ray tasks (on the
     cluster at ``ray_address``, else a local Ray). A failed run (:class:`seglib.faults.RunFailed`, or any error in a
     worker) does not stop the others; :class:`seglib.faults.GridFailed` is raised at the end.
     """
@@ -178,6 +187,8 @@ def run_grid(
 
     out = Path(out)
     quiet = bool(os.environ.get("CI")) if quiet is None else quiet
+    if jobs == "auto":
+        jobs = auto_jobs(device)
     if jobs < 1:
         raise ValueError(f"--jobs {jobs}: must be at least 1")
     if executor not in ("local", "ray"):
