@@ -178,9 +178,10 @@ def run_grid(
     """Train every config into ``out/<net>_<loss>_s<seed>/`` (resuming) and return test results.
 
     ``jobs`` > 1 (or "auto", :func:`auto_jobs`) runs that many runs side by side in worker
-    processes with ``threads`` threads each (default: the cores split evenly); ``executor="ray"`` runs them as Ray tasks (on the
-    cluster at ``ray_address``, else a local Ray). A failed run (:class:`seglib.faults.RunFailed`, or any error in a
-    worker) does not stop the others; :class:`seglib.faults.GridFailed` is raised at the end.
+    processes with ``threads`` threads each (default: the cores split evenly);
+    ``executor="ray"`` runs them as Ray tasks (on the cluster at ``ray_address``, else a local
+    Ray). A failed run (:class:`seglib.faults.RunFailed`, or any error in a worker) does not stop
+    the others; :class:`seglib.faults.GridFailed` is raised at the end.
     """
     from . import parallel
     from .threads import threads_per_job
