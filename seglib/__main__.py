@@ -261,7 +261,7 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--split", default="all", help="all | train | val | test (checkpoint's split)")
     sc.add_argument("--worst", type=int, default=0, help="overlays of the K worst images by IoU")
     sc.add_argument("--overlays", help="folder for the --worst overlays (PNG)")
-    sc.add_argument("--device", default="cpu")
+    sc.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     sc.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
     sc.set_defaults(func=cmd_score)
 
