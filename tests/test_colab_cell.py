@@ -27,6 +27,16 @@ CELL = "".join(
 ENV = ("SEGLIB_PRESET", "SEGLIB_DATA", "SEGLIB_OUT", "SEGLIB_DIAG", "SEGLIB_SEEDS", "SEGLIB_CACHE")
 
 
+@pytest.fixture(autouse=True)
+def restore_environ():
+    """The cell writes os.environ (SEGLIB_*, OMP_WAIT_POLICY): never let that leak into later
+    tests (the nbval kernel would inherit SEGLIB_DATA=download)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def colab(monkeypatch):
     """A fake Colab in the repository root: returns the list of commands the cell runs; the
