@@ -72,7 +72,9 @@ def cmd_run(a) -> None:
         lr=a.lr,
         weight_decay=a.weight_decay,
         split_fractions=a.split,
-        augment={"basic": True, "strong": "strong"}.get(a.augment),  # basic: configs unchanged
+        augment={"basic": True, "strong": "strong", "mixed": "mixed"}.get(
+            a.augment
+        ),  # basic: configs unchanged
     )
     failed = None
     try:
@@ -191,7 +193,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--weight-decay", type=float, help="Adam's L2 weight decay (default 1e-4)")
     r.add_argument("--split", type=_fractions, help="train,val,test fractions (default .5,.25,.25)")
     r.add_argument(
-        "--augment", choices=("basic", "strong"), help="training augmentation (default basic)"
+        "--augment",
+        choices=("basic", "strong", "mixed"),
+        help="training augmentation: basic (default), strong (artefacts, colour, scale), mixed "
+        "(half the batches strong)",
     )
     r.add_argument("--out", default="runs", help="results folder (default runs)")
     r.add_argument("--diag", help="figures folder (default OUT/diag)")

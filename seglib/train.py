@@ -39,7 +39,7 @@ class RunConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # "cosine" | "plateau" | "none"
-    augment: bool | str = True  # True or "basic": flips + mild jitter; "strong": augment_strong
+    augment: bool | str = True  # True: flips + mild jitter; "strong": augment_strong; "mixed": half
     loss_kw: dict = field(default_factory=dict)
     data: str = "synthetic"
     preset: str = "custom"
@@ -51,6 +51,11 @@ class RunConfig:
 def _batches(n: int, bs: int, gen: torch.Generator | None = None):
     order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
     return [order[i : i + bs] for i in range(0, n, bs)]
+
+
+def _coin(gen: torch.Generator) -> bool:
+    """Half the batches of ``augment="mixed"`` get the strong augmentation, the rest the basic."""
+    return bool(torch.rand((), generator=gen) < 0.5)
 
 
 def _prep(rt: Runtime, images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor, norm):
@@ -164,7 +169,7 @@ def fit(
         union = torch.zeros((), device=rt.device)
         for idx in _batches(len(tr), cfg.batch_size, gen):
             x, y = _prep(rt, images, masks, tr[idx], norm)
-            if cfg.augment == "strong":
+            if cfg.augment == "strong" or (cfg.augment == "mixed" and _coin(gen)):
                 x, y = augment_strong(x, y, gen, norm)
             elif cfg.augment:
                 x, y = augment(x, y, gen)
