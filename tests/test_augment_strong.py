@@ -113,3 +113,33 @@ def test_fit_trains_with_strong_augmentation(synth_tree, cache, tmp_path):
     cfg = RunConfig(size=32, width=4, depth=3, epochs=1, batch_size=4, augment="strong")
     res = fit(cfg, data, split_indices(len(data)), tmp_path / "run", quiet=True, tta=False)
     assert 0.0 <= res["iou"] <= 1.0
+
+
+def test_mixed_augments_half_the_batches_strongly(synth_tree, cache, tmp_path, monkeypatch):
+    """``augment="mixed"``: each batch draws a coin from the run's generator; heads (p = 0.5)
+    gets augment_strong, tails the basic augmentation, so about half of many batches are strong
+    and the choice is reproducible."""
+    from seglib import train
+
+    calls = {"strong": 0, "basic": 0}
+    real_strong, real_basic = train.augment_strong, train.augment
+
+    def strong(*a, **k):
+        calls["strong"] += 1
+        return real_strong(*a, **k)
+
+    def basic(*a, **k):
+        calls["basic"] += 1
+        return real_basic(*a, **k)
+
+    monkeypatch.setattr(train, "augment_strong", strong)
+    monkeypatch.setattr(train, "augment", basic)
+    data = load_ph2(synth_tree, size=32, progress=False)
+    cfg = RunConfig(size=32, width=2, depth=3, epochs=20, batch_size=1, augment="mixed")
+    fit(cfg, data, split_indices(len(data)), tmp_path / "run", quiet=True, tta=False)
+    n = calls["strong"] + calls["basic"]
+    assert n == 20 * len(split_indices(len(data))[0])  # every batch augmented exactly once
+    assert 0.25 * n <= calls["strong"] <= 0.75 * n
+    from seglib.__main__ import parser
+
+    assert parser().parse_args(["run", "--augment", "mixed"]).augment == "mixed"
