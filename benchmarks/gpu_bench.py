@@ -78,13 +78,7 @@ def bench_net(
     def step(idx):
         x, y = train._prep(rt, images, masks, idx, norm)
         x, y = augment(x, y, gen)
-        with rt.autocast():
-            logits = model(x)
-        loss = loss_fn(logits, y)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+        train.train_step(rt, model, loss_fn, opt, scaler, x, y)
 
     def sync():
         if cuda:

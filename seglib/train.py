@@ -53,6 +53,19 @@ def _batches(n: int, bs: int, gen: torch.Generator | None = None):
     return [order[i : i + bs] for i in range(0, n, bs)]
 
 
+def train_step(rt: Runtime, model, loss_fn, opt, scaler, x, y):
+    """One optimiser step under the runtime's autocast (fp16: through the gradient scaler);
+    returns (loss, logits), still on the device."""
+    with rt.autocast():
+        logits = model(x)
+    loss = loss_fn(logits, y)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return loss, logits
+
+
 def _coin(gen: torch.Generator) -> bool:
     """Half the batches of ``augment="mixed"`` get the strong augmentation, the rest the basic."""
     return bool(torch.rand((), generator=gen) < 0.5)
@@ -173,13 +186,7 @@ def fit(
                 x, y = augment_strong(x, y, gen, norm)
             elif cfg.augment:
                 x, y = augment(x, y, gen)
-            with rt.autocast():
-                logits = model(x)
-            loss = loss_fn(logits, y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+            loss, logits = train_step(rt, model, loss_fn, opt, scaler, x, y)
             loss_sum += loss.detach() * len(idx)
             pred = logits.detach() > 0
             inter += (pred & (y > 0.5)).sum()
