@@ -4,8 +4,10 @@ Three sections, each ending in a parseable ``ratio`` line (issues #7 and #16):
 
 1. ``run``: per-run throughput, a plain PyTorch loop vs seglib's ``train.fit`` on its automatic
    path (details below).
-2. ``grid``: a small grid (4 losses x ``--grid-epochs``) with ``--jobs 1`` (one run at a time on
-   all cores) vs ``--jobs 2`` (two runs side by side, the cores split).
+2. ``grid``: a small grid of the ``cpu`` preset (4 losses x ``--grid-epochs``, at the bench's
+   size, width and batch) with ``--jobs 1`` (one run at a time on all cores) vs ``--jobs 2`` (two
+   runs side by side, the cores split). Each grid pays a fixed start (worker processes import
+   torch and load the data once), so short grids understate ``--jobs 2``.
 3. ``procs``: one ``python -m seglib run`` process alone vs two of them side by side (as when the
    tests or a notebook run beside the main job); the ratio is the pair's wall time over twice the
    time alone (1.0 = no interference beyond sharing the cores). ``--variants`` repeats the pair
@@ -178,7 +180,9 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument(
         "--sections", default="run,grid,procs", help="comma list of run,grid,procs (default all)"
     )
-    p.add_argument("--grid-epochs", type=int, default=3, help="epochs per run in grid and procs")
+    p.add_argument(
+        "--grid-epochs", type=int, default=10, help="epochs per run in grid and procs (default 10)"
+    )
     if argv and argv[0] == "--":  # `python -m seglib bench -- --nets unet`
         argv = argv[1:]
     a = p.parse_args(argv)
@@ -210,7 +214,7 @@ def header(a, rt) -> str:
 def section_grid(a, net: str) -> None:
     """A 4-run grid, ``--jobs 1`` vs ``--jobs 2``, alternating; median wall seconds."""
     cfgs = experiment.configs(
-        "smoke", nets=(net,), losses_=experiment.LOSSES, data=a.data, size=a.size,
+        "cpu", nets=(net,), losses_=experiment.LOSSES, data=a.data, size=a.size,
         width=a.width, epochs=a.grid_epochs, batch_size=a.batch_size,
     )  # fmt: skip
     times: dict[int, list[float]] = {1: [], 2: []}
@@ -230,7 +234,7 @@ def section_grid(a, net: str) -> None:
 
 
 def _cli_run(a, net: str, out: str, env: dict) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "seglib", "run", "--preset", "smoke", "--nets", net]
+    cmd = [sys.executable, "-m", "seglib", "run", "--preset", "cpu", "--nets", net]
     cmd += ["--losses", "bce,dice", "--epochs", str(a.grid_epochs), "--size", str(a.size)]
     cmd += ["--width", str(a.width), "--batch-size", str(a.batch_size), "--data", a.data]
     cmd += ["--out", out, "--no-report", "--quiet", "--no-tta", "--device", a.device]

@@ -45,7 +45,7 @@ def split_cases(data: Path, split: str = "test", split_seed: int = 0, fractions=
 
 def seen_in_training(cfg: dict) -> set[str]:
     """Artefact kinds the checkpoint's training augmentation imitated."""
-    if cfg.get("augment") == "strong":
+    if cfg.get("augment") in ("strong", "mixed"):
         return set(artefacts.TRAINED_KINDS)
     return set(BASIC_KINDS) if cfg.get("augment", True) else set()
 

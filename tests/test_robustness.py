@@ -61,6 +61,7 @@ def test_seen_in_training_follows_the_checkpoints_augmentation():
     assert robustness.seen_in_training({"augment": "strong"}) == set(artefacts.TRAINED_KINDS)
     assert robustness.seen_in_training({"augment": True}) == {"rot90"}
     assert robustness.seen_in_training({"augment": False}) == set()
+    assert robustness.seen_in_training({"augment": "mixed"}) == set(artefacts.TRAINED_KINDS)
 
 
 def test_cli_prints_the_table_and_writes_json(synth_tree, ckpt, cache, tmp_path, capsys):
