@@ -280,6 +280,7 @@ def retest(
     runs = [r for r in store.load_runs(out) if r["test"] and (r["dir"] / "best.pt").exists()]
     if not runs:
         raise FileNotFoundError(f"{out}: no finished run with a best.pt checkpoint")
+    on_cuda = runtime(device).device.type == "cuda"
     datasets, results = {}, []
     for r in runs:
         cfg = r["config"]
@@ -292,7 +293,7 @@ def retest(
         used = precision
         if used == "auto":
             used = (cfg.get("runtime") or {}).get("precision", "auto")
-            if used == "fp16" and runtime(device).device.type != "cuda":
+            if used == "fp16" and not on_cuda:
                 used = "auto"
         results.append(
             test_checkpoint(r["dir"], datasets[key], split, device=device, tta=tta, precision=used)

@@ -147,24 +147,35 @@ def make_synthetic_ph2(
     top = Path(root).expanduser() / "PH2Dataset"
     images = top / IMAGES_DIR
     params = {"n": n, "seed": seed, "shape": list(shape), "version": _VERSION}
-    if images.exists():
-        marker = images / MARKER
-        if not marker.is_file():
-            raise PH2Error(f"{images}: exists and was not written by make_synthetic_ph2")
-        if json.loads(marker.read_text()) == params:
-            return top
-    top.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=top))
-    try:
+
+    def write(tmp: Path) -> None:
         for i in range(n):
             _write_case(tmp, f"IMD{i + 1:03d}", *synthetic_case(seed, i, shape))
+
+    _build(images, params, "make_synthetic_ph2", write)
+    return top
+
+
+def _build(dest: Path, params: dict, who: str, write) -> None:
+    """Write a synthetic tree into ``dest`` with ``write(tmp)``, unless ``dest`` already holds
+    one made with ``params``: built in a temporary folder beside it, then renamed into place;
+    a ``dest`` without this module's marker file is never touched (PH2Error)."""
+    if dest.exists():
+        marker = dest / MARKER
+        if not marker.is_file():
+            raise PH2Error(f"{dest}: exists and was not written by {who}")
+        if json.loads(marker.read_text()) == params:
+            return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=dest.parent))
+    try:
+        write(tmp)
         (tmp / MARKER).write_text(json.dumps(params))
-        if images.exists():
-            shutil.rmtree(images)
-        os.replace(tmp, images)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return top
 
 
 LAYOUTS = {"isic": "SyntheticISIC", "folders": "SyntheticFolders"}
@@ -201,25 +212,14 @@ def make_synthetic_pairs(
         raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}, ph2")
     top = Path(root).expanduser() / LAYOUTS[layout]
     params = {"n": n, "seed": seed, "shape": list(shape), "layout": layout, "version": _VERSION}
-    if top.exists():
-        marker = top / MARKER
-        if not marker.is_file():
-            raise PH2Error(f"{top}: exists and was not written by make_synthetic_pairs")
-        if json.loads(marker.read_text()) == params:
-            return top
-    top.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=top.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         if layout == "folders":
             (tmp / "images").mkdir()
             (tmp / "masks").mkdir()
         for i in range(n):
             name = f"ISIC_{i:07d}" if layout == "isic" else f"case_{i:04d}"
             _write_pair(tmp, layout, name, *synthetic_case(seed, i, shape))
-        (tmp / MARKER).write_text(json.dumps(params))
-        if top.exists():
-            shutil.rmtree(top)
-        os.replace(tmp, top)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    _build(top, params, "make_synthetic_pairs", write)
     return top
