@@ -12,6 +12,8 @@ from .threads import quiet_openmp
 quiet_openmp()  # before anything imports torch: idle OpenMP threads sleep (seglib/threads.py)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # seglib.device.PRECISIONS, without importing torch
+PIPELINE_CHOICES = ("auto", "plain", "robust")  # seglib.pipeline.PIPELINES and "auto"
+PIPELINE_HELP = "inference pipeline (default auto: the checkpoint's; docs/robustness.md)"
 
 DESCRIPTION = (
     "Skin-lesion segmentation on PH2 or your own images: train the grid of nets x losses (run), "
@@ -137,7 +139,7 @@ def cmd_predict(a) -> None:
 
     weights = a.weights or DEFAULT_WEIGHTS
     predict_files(weights, a.images, a.out, device=a.device, tta=not a.no_tta,
-                  overlay=a.overlay, on_written=print)  # fmt: skip
+                  overlay=a.overlay, on_written=print, pipeline=a.pipeline)  # fmt: skip
 
 
 def cmd_score(a) -> None:
@@ -145,7 +147,8 @@ def cmd_score(a) -> None:
     from .score import score, summary_lines, write_csv
 
     source, rows = score(a.weights or DEFAULT_WEIGHTS, Path(a.data), split=a.split,
-                         device=a.device, tta=not a.no_tta, overlays=a.overlays, worst=a.worst)  # fmt: skip
+                         device=a.device, tta=not a.no_tta, overlays=a.overlays, worst=a.worst,
+                         pipeline=a.pipeline)  # fmt: skip
     if a.out:
         write_csv(rows, Path(a.out))
     print("\n".join(summary_lines(source, rows, a.split, not a.no_tta)))
@@ -157,7 +160,7 @@ def cmd_export(a) -> None:
     from .predict import DEFAULT_WEIGHTS, export_weights
 
     dest = Path(a.dest) if a.dest else DEFAULT_WEIGHTS
-    print(f"exported {export_weights(Path(a.results), dest)} -> {dest}")
+    print(f"exported {export_weights(Path(a.results), dest, a.pipeline)} -> {dest}")
 
 
 def cmd_synth(a) -> None:
@@ -256,6 +259,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", default=".", help="output folder (default .)")
     pr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    pr.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
     pr.add_argument("--overlay", action="store_true", help="also <stem>_overlay.png: outline")
     pr.set_defaults(func=cmd_predict)
 
@@ -268,11 +272,14 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--overlays", help="folder for the --worst overlays (PNG)")
     sc.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     sc.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    sc.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
     sc.set_defaults(func=cmd_score)
 
     ex = sub.add_parser("export", help="ship the best run's weights (chosen by val IoU)")
     ex.add_argument("results", help="results folder written by run")
     ex.add_argument("--dest", help="weights file (default weights/best.pt)")
+    ex.add_argument("--pipeline", choices=PIPELINE_CHOICES[1:],
+                    help="record this inference pipeline as the weights' default")  # fmt: skip
     ex.set_defaults(func=cmd_export)
 
     s = sub.add_parser("synth", help="write a synthetic PH2-like dataset")
@@ -295,6 +302,7 @@ def parser() -> argparse.ArgumentParser:
     rb.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     rb.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     rb.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    rb.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
     rb.set_defaults(func=cmd_robustness)
 
     sub.add_parser("bench", help="throughput: plain loop vs seglib's fit (see benchmarks/)")

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import checkpoint
+from . import pipeline as pipe
 from .fetch import PH2Error
 from .imageio import outline, read_image, upsample_mask, write_png
 from .tta import tta_logits
@@ -36,6 +37,22 @@ def read_rgb(path: Path) -> np.ndarray:
     return read_image(path, max_side=1 << 30)[0]
 
 
+def _net_logits(model, norm: torch.Tensor, image: np.ndarray, side: int, tta: bool) -> torch.Tensor:
+    """(side, side) logits of ``image`` (h,w,3 uint8) resized to a ``side`` square."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255)
+    x = F.interpolate(x.to(norm.device), size=(side, side), mode="bilinear", antialias=True,
+                      align_corners=False)  # fmt: skip
+    x = (x - norm[0]) / norm[1]
+    return (tta_logits(model, x) if tta else model(x))[0, 0].float().cpu()
+
+
+def _frame_logits(model, norm, image, side: int, tta: bool) -> np.ndarray:
+    """Logits of ``image`` at its own resolution (bilinear from the ``side`` square)."""
+    small = _net_logits(model, norm, image, side, tta)[None, None]
+    full = F.interpolate(small, size=image.shape[:2], mode="bilinear", align_corners=False)
+    return full[0, 0].numpy()
+
+
 @torch.inference_mode()
 def predict_mask(
     model,
@@ -44,17 +61,36 @@ def predict_mask(
     image: np.ndarray,
     tta: bool = True,
     out_size: tuple[int, int] | None = None,
+    pipeline: str | pipe.Pipeline | None = None,
 ) -> np.ndarray:
-    """Binary (H,W) bool mask: resize the image to the training size, predict logits (averaged
-    over the 8 flips/rotations if ``tta``), resize the logits bilinearly to ``out_size``
-    (default: the image's own size) and threshold at 0 (probability 0.5)."""
-    device = norm.device
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(device)
-    size = cfg["size"]
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    x = (x - norm[0]) / norm[1]
-    logits = tta_logits(model, x) if tta else model(x)
-    return upsample_mask(logits[0, 0].float().cpu().numpy(), out_size or image.shape[:2])
+    """Binary (H,W) bool mask of ``image`` at ``out_size`` (default: the image's own size).
+
+    ``pipeline`` (:mod:`seglib.pipeline`; default: the checkpoint's, else plain): plain resizes
+    the image to the training size, predicts logits (averaged over the 8 flips/rotations if
+    ``tta``), resizes them bilinearly to ``out_size`` and thresholds at 0 (probability 0.5);
+    robust adds exposure normalisation, a larger input, the largest component and zoom-in
+    refinement of small lesions."""
+    p = pipe.resolve(pipeline, cfg)
+    out_size = tuple(out_size or image.shape[:2])
+    side = pipe.input_size(cfg["size"], p.scale)
+    if p == pipe.PIPELINES["plain"]:
+        return upsample_mask(_net_logits(model, norm, image, side, tta).numpy(), out_size)
+    if p.exposure:
+        target = float(norm[0].flatten().cpu().numpy() @ pipe.LUMA) * 255
+        image = pipe.apply_gain(image, pipe.exposure_gain(image, target, p.exposure_band))
+    logits = _frame_logits(model, norm, image, side, tta)
+    mask = logits > 0
+    if p.largest:
+        mask = pipe.largest_component(mask)
+    region = pipe.seed_region(logits, mask, p.seed_prob) if p.zoom > 0 else None
+    window = region is not None and pipe.zoom_window(region, p.zoom, p.zoom_max, p.zoom_min)
+    if window:
+        top, left, h, w = window
+        crop = _frame_logits(model, norm, image[top : top + h, left : left + w], side, tta)
+        logits = np.full(logits.shape, -1e4, np.float32)  # the lesion is inside the window
+        logits[top : top + h, left : left + w] = crop
+    mask = upsample_mask(logits, out_size) if out_size != logits.shape else logits > 0
+    return pipe.largest_component(mask) if p.largest else mask
 
 
 class PredictFailed(ValueError):
@@ -90,6 +126,7 @@ def predict_files(
     tta: bool = True,
     overlay: bool = False,
     on_written=None,
+    pipeline: str | None = None,
 ) -> list[Path]:
     """Write ``<out>/<stem>_mask.png`` (0/255, the upright input's resolution) for every image,
     and ``<stem>_overlay.png`` (the image with the mask outline) if ``overlay``.
@@ -97,11 +134,13 @@ def predict_files(
     Bad input policy: the weights and the output names are checked before anything is written;
     then every readable image is processed, each file written atomically (temp file + rename),
     and the unreadable ones are reported together at the end (:class:`PredictFailed`, exit 2).
-    ``on_written(path)`` is called after each file is written."""
+    ``on_written(path)`` is called after each file is written. ``pipeline``: as in
+    :func:`predict_mask` (default: the checkpoint's)."""
     images = [Path(p) for p in images]
     out = Path(out)
     _check_outputs(images, out)
     model, cfg, norm = load_model(weights, device)
+    pipe.resolve(pipeline, cfg)  # an unknown name fails before anything is written
     out.mkdir(parents=True, exist_ok=True)
     written, bad = [], []
     for path in images:
@@ -110,7 +149,7 @@ def predict_files(
         except PH2Error as e:
             bad.append(str(e))
             continue
-        mask = predict_mask(model, cfg, norm, image, tta=tta, out_size=full)
+        mask = predict_mask(model, cfg, norm, image, tta=tta, out_size=full, pipeline=pipeline)
         dests = [out / f"{path.stem}_mask.png"]
         write_png(dests[0], mask.astype(np.uint8) * 255)
         if overlay:
@@ -139,9 +178,13 @@ def draw_outline(image: np.ndarray, mask: np.ndarray, color=(0, 191, 255)) -> np
     return out
 
 
-def export_weights(results: Path, dest: Path = DEFAULT_WEIGHTS) -> Path:
+def export_weights(
+    results: Path, dest: Path = DEFAULT_WEIGHTS, pipeline: str | None = None
+) -> Path:
     """Copy the best run's checkpoint (highest best val IoU: chosen on val, never on test) to
-    ``dest`` in fp16, with its config beside it as ``<dest>.json``; return the run folder."""
+    ``dest`` in fp16, with its config beside it as ``<dest>.json``; return the run folder.
+    ``pipeline`` (:mod:`seglib.pipeline`) is recorded in the config as the checkpoint's default
+    inference pipeline."""
     from . import store
 
     runs = [r for r in store.load_runs(results) if r["test"] and (r["dir"] / "best.pt").exists()]
@@ -149,6 +192,9 @@ def export_weights(results: Path, dest: Path = DEFAULT_WEIGHTS) -> Path:
         raise FileNotFoundError(f"{results}: no finished run with a best.pt checkpoint")
     best = max(runs, key=lambda r: max(h["val_iou"] for h in r["history"]))
     ckpt = checkpoint.load_checkpoint(best["dir"] / "best.pt", "model")
+    if pipeline is not None:
+        pipe.resolve(pipeline, {})  # an unknown name fails here
+        ckpt["config"] = {**ckpt["config"], "pipeline": pipeline}
     ckpt["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     checkpoint.save(dest, ckpt)
     store.write_json(Path(dest).with_suffix(".json"), {"run": best["name"], **ckpt["config"]})

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from . import artefacts, metrics, store
 from .data import split_indices
 from .fetch import progress_disabled
+from .pipeline import resolve
 from .predict import load_model, predict_mask, read_rgb
 from .score import dataset_pairs, read_truth
 
@@ -70,6 +71,7 @@ def evaluate(
     device: str = "cpu",
     seed: int = 0,
     progress: bool | None = None,
+    pipeline: str | None = None,
 ) -> dict:
     """Score ``weights`` on the ``split`` cases of ``data``, clean and under each of ``kinds``
     (default: all of :data:`seglib.artefacts.KINDS`).
@@ -77,13 +79,15 @@ def evaluate(
     Returns a JSON-ready dict: the settings, ``names``, and ``rows``: one per kind ("clean"
     first) with mean ``iou``/``dice``/``score``, ``drop_iou``/``drop_score`` (clean minus kind;
     positive is worse), ``trained`` (kind imitated by the checkpoint's training augmentation)
-    and the per-image values.
+    and the per-image values. ``pipeline``: :mod:`seglib.pipeline` (default: the checkpoint's).
     """
     kinds = list(artefacts.KINDS) if kinds is None else list(kinds)
     for k in kinds:
         if k not in artefacts.KINDS:
             raise ValueError(f"unknown artefact {k!r}; choose from {', '.join(artefacts.KINDS)}")
     model, cfg, norm = load_model(weights, device)
+    pipeline = pipeline if pipeline not in (None, "auto") else cfg.get("pipeline", "plain")
+    resolve(pipeline, cfg)  # an unknown name fails before any work
     cases = split_cases(data, split, cfg.get("split_seed", 0), cfg.get("split_fractions"))
     per = {k: {c: [] for c in COLUMNS} for k in ["clean", *kinds]}
     bar = tqdm(cases, desc=f"robustness {split}", disable=progress_disabled(progress))
@@ -96,7 +100,7 @@ def evaluate(
                 if kind == "clean"
                 else artefacts.apply(kind, image, mask, rng_for(seed, kind, name))
             )
-            pred = predict_mask(model, cfg, norm, img, tta=tta)
+            pred = predict_mask(model, cfg, norm, img, tta=tta, pipeline=pipeline)
             for c, v in _scores(pred, msk).items():
                 per[kind][c].append(v)
     seen = seen_in_training(cfg)
@@ -120,6 +124,7 @@ def evaluate(
         "split": split,
         "n": len(cases),
         "tta": tta,
+        "pipeline": pipeline,
         "seed": seed,
         "size": cfg["size"],
         "augment": cfg.get("augment", True),
@@ -148,7 +153,8 @@ def table(result: dict) -> str:
     """:func:`markdown` under a line that says what was measured."""
     return (
         f"Robustness on PH2 {result['split']} ({result['n']} images, full resolution, "
-        f"TTA {'on' if result['tta'] else 'off'}, seed {result['seed']})\n\n{markdown(result)}"
+        f"TTA {'on' if result['tta'] else 'off'}, {result.get('pipeline', 'plain')} pipeline, "
+        f"seed {result['seed']})\n\n{markdown(result)}"
     )
 
 
@@ -176,6 +182,7 @@ def run(a) -> None:
         tta=not a.no_tta,
         device=a.device,
         seed=a.seed,
+        pipeline=a.pipeline,
     )
     print(table(result))
     if a.json:

@@ -92,11 +92,13 @@ def score(
     tta: bool = True,
     overlays: Path | None = None,
     worst: int = 0,
+    pipeline: str | None = None,
 ) -> tuple[str, list[dict]]:
     """Predict and score every image of ``data`` (or of one split of it: the checkpoint's
     ``split_seed`` and fractions, as in training); return ``(dataset name, rows)``, one row per
     image with the ``COLUMNS`` keys. With ``overlays`` and ``worst``, write overlays of the
-    ``worst`` images by IoU to ``overlays/<rank>_<name>.png``."""
+    ``worst`` images by IoU to ``overlays/<rank>_<name>.png``. ``pipeline``: as in
+    :func:`seglib.predict.predict_mask` (default: the checkpoint's)."""
     if split not in SPLITS:
         raise ValueError(f"--split {split}: choose from {', '.join(SPLITS)}")
     model, cfg, norm = load_model(weights, device)
@@ -107,7 +109,7 @@ def score(
     rows, keep = [], {}
     for p in pairs:
         image = read_rgb(p.image)
-        pred = predict_mask(model, cfg, norm, image, tta=tta)
+        pred = predict_mask(model, cfg, norm, image, tta=tta, pipeline=pipeline)
         truth = read_truth(p.mask, image.shape[:2])
         m = metrics.summarise(
             torch.from_numpy(pred)[None, None], torch.from_numpy(truth)[None, None]
@@ -123,7 +125,7 @@ def score(
         for rank, name in enumerate(sorted(keep, key=lambda k: (keep[k][0], k)), 1):
             p = keep[name][1]
             image = read_rgb(p.image)
-            pred = predict_mask(model, cfg, norm, image, tta=tta)
+            pred = predict_mask(model, cfg, norm, image, tta=tta, pipeline=pipeline)
             truth = read_truth(p.mask, image.shape[:2])
             _overlay(image, pred, truth).save(Path(overlays) / f"{rank:02d}_{name}.png")
     return source, rows

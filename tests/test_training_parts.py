@@ -9,9 +9,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tinyrun import tiny_config
 
 from seglib import checkpoint, models, store
+from seglib.__main__ import main
 from seglib.augment import augment
 from seglib.predict import export_weights, load_model
 from seglib.train import _scheduler, fit
@@ -123,3 +125,42 @@ def test_export_ships_the_best_val_run_in_fp16_with_sidecar(tmp_path):
     assert side == {"run": "unet_bce_s0", **tiny_config("synthetic", seed=0).to_dict()}
     model, cfg, norm = load_model(dest)  # loads back, in float32
     assert next(model.parameters()).dtype == torch.float32 and cfg["seed"] == 0
+
+
+def test_export_records_the_pipeline_and_predict_uses_it(tmp_path, monkeypatch):
+    """`export --pipeline robust` stores it; predict/score/robustness take it by default
+    (`--pipeline auto`) and an explicit --pipeline wins."""
+    from seglib import predict as predict_module
+
+    out = tmp_path / "results"
+    _finished_run(out, "unet_bce_s0", 0, [0.3, 0.9], test_iou=0.1)
+    dest = tmp_path / "w" / "best.pt"
+    assert main(["export", str(out), "--dest", str(dest), "--pipeline", "robust"]) == 0
+    _, cfg, _ = load_model(dest)
+    assert cfg["pipeline"] == "robust"
+    seen = []
+    real = predict_module.predict_mask
+
+    def spy(*args, pipeline=None, **kw):
+        seen.append(pipeline_module.resolve(pipeline, args[1]))
+        return real(*args, pipeline=pipeline, **kw)
+
+    from seglib import pipeline as pipeline_module
+
+    monkeypatch.setattr(predict_module, "predict_mask", spy)
+    img = tmp_path / "a.png"
+    Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(img)
+    for flag, want in (([], "robust"), (["--pipeline", "plain"], "plain")):
+        argv = [
+            "predict",
+            str(img),
+            "--weights",
+            str(dest),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-tta",
+        ]
+        assert main(argv + flag) == 0
+        assert seen[-1] == pipeline_module.PIPELINES[want]
+    with pytest.raises(SystemExit):
+        main(["export", str(out), "--dest", str(dest), "--pipeline", "fancy"])

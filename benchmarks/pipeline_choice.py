@@ -1,0 +1,105 @@
+"""Choose the inference pipeline on val: mean IoU of variants of ``robust`` (seglib.pipeline),
+clean and under artefacts of the robustness suite, each image scored at full resolution.
+
+    python benchmarks/pipeline_choice.py weights/best.pt --data PH2Dataset.tar.xz --split val \\
+        --variants plain,robust,no_exposure,no_largest,no_zoom,no_scale \\
+        --kinds clean,small_lesion,disc,exposure,fov_border --json results/robustness/choice.json
+
+Each artefact image is made once (the suite's deterministic generator) and every variant
+predicts it, so the variants are compared on identical inputs. Run it on val only: test is for
+the final report (``python -m seglib robustness ... --split test``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from seglib import artefacts, store  # noqa: E402
+from seglib import pipeline as P  # noqa: E402
+from seglib.predict import load_model, predict_mask, read_rgb  # noqa: E402
+from seglib.robustness import rng_for, split_cases  # noqa: E402
+from seglib.score import read_truth  # noqa: E402
+
+ROBUST = P.PIPELINES["robust"]
+VARIANTS = {
+    "plain": P.PIPELINES["plain"],
+    "robust": ROBUST,
+    "no_exposure": dataclasses.replace(ROBUST, exposure=False),
+    "exposure_exact": dataclasses.replace(ROBUST, exposure_band=1.0),
+    "exposure_band_1.15": dataclasses.replace(ROBUST, exposure_band=1.15),
+    "no_largest": dataclasses.replace(ROBUST, largest=False),
+    "no_zoom": dataclasses.replace(ROBUST, zoom=0.0),
+    "no_scale": dataclasses.replace(ROBUST, scale=1.0),
+    "scale_1.33": dataclasses.replace(ROBUST, scale=4 / 3),
+    "zoom_1.6": dataclasses.replace(ROBUST, zoom=1.6),
+    "zoom_2.5": dataclasses.replace(ROBUST, zoom=2.5),
+}
+
+
+def compare(weights: Path, data: Path, split: str, variants: list[str], kinds: list[str]) -> dict:
+    """{variant: {kind: [IoU per image]}} on the ``split`` cases of ``data``."""
+    model, cfg, norm = load_model(weights)
+    out = {v: {k: [] for k in kinds} for v in variants}
+    for name, image_path, mask_path in split_cases(
+        data, split, cfg.get("split_seed", 0), cfg.get("split_fractions")
+    ):
+        image = read_rgb(image_path)
+        mask = read_truth(mask_path, image.shape[:2])
+        for kind in kinds:
+            img, msk = (
+                (image, mask)
+                if kind == "clean"
+                else artefacts.apply(kind, image, mask, rng_for(0, kind, name))
+            )
+            for v in variants:
+                pred = predict_mask(model, cfg, norm, img, pipeline=VARIANTS[v])
+                out[v][kind].append(float((pred & msk).sum() / max((pred | msk).sum(), 1)))
+    return out
+
+
+def table(result: dict, kinds: list[str]) -> str:
+    """Markdown: one row per variant, mean IoU per kind, the largest drop vs its own clean."""
+    head = "| variant | " + " | ".join(kinds) + " | largest drop |"
+    lines = [head, "|" + "---|" * (len(kinds) + 2)]
+    for v, per in result.items():
+        means = [float(np.mean(per[k])) for k in kinds]
+        drop = max((means[0] - m for m in means[1:]), default=0.0)
+        cells = " | ".join(f"{m:.3f}" for m in means)
+        lines.append(f"| {v} | {cells} | {drop:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("weights")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--split", default="val", choices=("val", "test"))
+    ap.add_argument("--variants", default="plain,robust", help=",".join(VARIANTS))
+    ap.add_argument("--kinds", default="clean," + ",".join(artefacts.KINDS))
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    variants, kinds = a.variants.split(","), a.kinds.split(",")
+    if kinds[0] != "clean":
+        raise SystemExit("error: --kinds must start with clean (drops are measured against it)")
+    t0 = time.perf_counter()
+    result = compare(Path(a.weights), Path(a.data), a.split, variants, kinds)
+    print(f"{a.weights}, PH2 {a.split}, TTA on, {time.perf_counter() - t0:.0f} s")
+    print(table(result, kinds))
+    if a.json:
+        store.write_json(Path(a.json), {"weights": a.weights, "split": a.split, "iou": result})
+
+
+if __name__ == "__main__":
+    main()

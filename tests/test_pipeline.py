@@ -1,0 +1,183 @@
+"""Inference pipelines (seglib.pipeline, predict_mask's robust path): hand-worked geometry and a
+stand-in net whose answer is known ("dark pixels are lesion"), so every expected mask is drawn
+analytically, not taken from seglib."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from seglib import pipeline as P
+from seglib.predict import predict_mask
+
+
+def test_input_size_rounds_to_multiples_of_16_and_keeps_the_training_size_at_scale_1():
+    assert P.input_size(192, 1.5) == 288
+    assert P.input_size(100, 1.5) == 144  # 150 -> 9.375 sixteens -> 9
+    assert P.input_size(40, 1.0) == 40
+    assert P.input_size(8, 0.5) == 16
+
+
+def test_exposure_gain_by_hand():
+    img = np.full((4, 4, 3), 100, np.uint8)  # luma 100 (the weights sum to 1)
+    assert P.exposure_gain(img, 150) == pytest.approx(1.5, rel=1e-6)
+    assert P.exposure_gain(img, 150, band=1.3) == pytest.approx(150 / 1.3 / 100, rel=1e-6)
+    assert P.exposure_gain(img, 120, band=1.3) == 1.0  # 100 is inside [92.3, 156]
+    assert P.exposure_gain(img, 400) == 2.0  # clipped
+    assert P.exposure_gain(img, 10) == 0.5
+    # the median, not the mean: a dark lesion on 60% of the pixels does not count
+    img[:2, :, :] = 0
+    img[2, :2, :] = 0
+    assert P.exposure_gain(img, 100) == pytest.approx(100 / 50, rel=1e-6)  # median of 10x0, 6x100
+
+
+def test_apply_gain_rounds_and_clips():
+    img = np.array([[[10, 100, 200]]], np.uint8)
+    assert P.apply_gain(img, 1.5).tolist() == [[[15, 150, 255]]]
+    assert P.apply_gain(img, 1.0) is img
+
+
+def test_largest_component_is_8_connected():
+    m = np.zeros((6, 8), bool)
+    m[0, 0] = m[1, 1] = m[2, 2] = True  # one diagonal component of 3
+    m[4:6, 5:7] = True  # a 2x2 square: 4 pixels
+    out = P.largest_component(m)
+    assert out.sum() == 4 and out[4:6, 5:7].all()
+    m[3, 3] = m[2, 3] = True  # the diagonal now has 5 and touches nothing else
+    assert P.largest_component(m).sum() == 5
+    assert not P.largest_component(np.zeros((3, 3), bool)).any()
+
+
+def test_seed_region_takes_the_mask_or_the_likeliest_region():
+    logits = np.full((5, 5), -5.0)
+    logits[1, 1], logits[1, 2] = -1.0, -2.0  # sigmoid 0.27, 0.12: one region above 0.1
+    logits[4, 4] = -1.5  # another region above 0.1, lower maximum
+    mask = np.zeros((5, 5), bool)
+    region = P.seed_region(logits, mask, 0.1)
+    assert region.sum() == 2 and region[1, 1] and region[1, 2]
+    assert P.seed_region(logits, mask, 0.5) is None
+    mask[3, 3] = True
+    assert P.seed_region(logits, mask, 0.1) is mask
+
+
+def test_zoom_window_by_hand():
+    region = np.zeros((100, 200), bool)
+    region[40:50, 90:110] = True  # box 10 x 20: a tenth of each side
+    # z = 2 * 0.1 = 0.2: a 20 x 40 window centred on the box (45, 100)
+    assert P.zoom_window(region, 2.0, 0.8, 0.15) == (35, 80, 20, 40)
+    assert P.zoom_window(region, 8.0, 0.8, 0.15) is None  # 0.8 of the frame: no zoom
+    assert P.zoom_window(region, 1.0, 0.8, 0.15) == (38, 85, 15, 30)  # at least 0.15
+    corner = np.zeros((100, 200), bool)
+    corner[0:10, 190:200] = True  # shifted into the frame
+    assert P.zoom_window(corner, 2.0, 0.8, 0.15) == (0, 160, 20, 40)
+
+
+def test_resolve_names():
+    assert P.resolve(None, {}) == P.PIPELINES["plain"]
+    assert P.resolve("auto", {"pipeline": "robust"}) == P.PIPELINES["robust"]
+    assert P.resolve("plain", {"pipeline": "robust"}) == P.PIPELINES["plain"]
+    with pytest.raises(ValueError, match="unknown pipeline 'fancy'"):
+        P.resolve("fancy", {})
+
+
+class DarkIsLesion(torch.nn.Module):
+    """Stand-in net: logit 20 * (0.3 - brightness), brightness the channel mean in [0, 1]
+    (the norm below is mean 0, std 1): pixels darker than 0.3 are lesion."""
+
+    def forward(self, x):
+        return 20 * (0.3 - x.mean(1, keepdim=True))
+
+
+NORM = torch.tensor([0.0, 1.0]).view(2, 1, 1, 1, 1).expand(2, 1, 3, 1, 1)
+
+
+def disc(shape, centre, radius):
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def photo(lesions, shape=(560, 768), skin=200, dark=20):
+    img = np.full((*shape, 3), skin, np.uint8)
+    for m in lesions:
+        img[m] = dark
+    return img
+
+
+def test_zoom_refinement_segments_a_small_lesion_the_coarse_pass_blurs():
+    truth = disc((560, 768), (400, 150), 21)  # 0.32% of the frame, 3 px across at 32 px
+    img = photo([truth])
+    cfg, norm = {"size": 32}, skin_norm()
+    net = NormAware(norm)
+    plain = predict_mask(net, cfg, norm, img, tta=False, pipeline="plain")
+    robust = predict_mask(net, cfg, norm, img, tta=False, pipeline="robust")
+    assert robust.shape == truth.shape
+    assert iou(robust, truth) > 0.9
+    assert iou(robust, truth) > iou(plain, truth) + 0.1
+
+
+def test_robust_keeps_the_largest_region_and_normalises_exposure():
+    lesion, sticker = disc((560, 768), (280, 380), 120), disc((560, 768), (60, 60), 40)
+    img = photo([lesion, sticker])
+    no_zoom = dataclasses.replace(P.PIPELINES["robust"], zoom=0.0, scale=1.0)
+    norm = skin_norm()
+    net = NormAware(norm)
+    out = predict_mask(net, {"size": 64}, norm, img, tta=False, pipeline=no_zoom)
+    assert not out[sticker].any() and iou(out, lesion) > 0.9
+    dim = (img * 0.3).astype(np.uint8)  # under-exposed: skin 60, darker than 0.3 x 255
+    plain = predict_mask(net, {"size": 64}, norm, dim, tta=False, pipeline="plain")
+    assert plain.mean() > 0.9  # everything looks like lesion
+    fixed = predict_mask(net, {"size": 64}, norm, dim, tta=False, pipeline=no_zoom)
+    assert iou(fixed, lesion) > 0.9
+
+
+def skin_norm():
+    """A norm whose mean (the training images' mean luma) is the skin's: no gain for photo()."""
+    norm = NORM.clone()
+    norm[0] = 200 / 255
+    return norm
+
+
+class NormAware(torch.nn.Module):
+    """:class:`DarkIsLesion` on the un-normalised input."""
+
+    def __init__(self, norm):
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x):
+        return DarkIsLesion()(x * self.norm[1] + self.norm[0])
+
+
+def test_plain_pipeline_is_the_old_prediction():
+    """plain = resize to the training size, threshold the bilinearly resized logits."""
+    truth = disc((120, 160), (60, 80), 30)
+    img = photo([truth], shape=(120, 160))
+    out = predict_mask(DarkIsLesion(), {"size": 40}, NORM, img, tta=False, pipeline="plain")
+    assert iou(out, truth) > 0.9
+    auto = predict_mask(DarkIsLesion(), {"size": 40}, NORM, img, tta=False)
+    assert (auto == out).all()
+
+
+def test_pipeline_choice_table_by_hand():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "pipeline_choice.py"
+    spec = importlib.util.spec_from_file_location("pipeline_choice", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    result = {
+        "a": {"clean": [0.9, 0.8], "blur": [0.7, 0.8]},
+        "b": {"clean": [1.0, 1.0], "blur": [1.0, 0.9]},
+    }
+    lines = mod.table(result, ["clean", "blur"]).splitlines()
+    assert lines[2] == "| a | 0.850 | 0.750 | 0.100 |"
+    assert lines[3] == "| b | 1.000 | 0.950 | 0.050 |"
+    assert (
+        set(mod.VARIANTS) >= {"plain", "robust"} and mod.VARIANTS["robust"] == P.PIPELINES["robust"]
+    )
