@@ -2,7 +2,7 @@
 clean and under artefacts of the robustness suite, each image scored at full resolution.
 
     python benchmarks/pipeline_choice.py weights/best.pt --data PH2Dataset.tar.xz --split val \\
-        --variants plain,robust,no_exposure,no_largest,no_zoom,no_scale \\
+        --variants plain,robust,no_exposure,no_largest,no_zoom,scale_1,scale_1.5 \\
         --kinds clean,small_lesion,disc,exposure,fov_border --json results/robustness/choice.json
 
 Each artefact image is made once (the suite's deterministic generator) and every variant
@@ -38,8 +38,9 @@ VARIANTS = {
     "exposure_band_1.15": dataclasses.replace(ROBUST, exposure_band=1.15),
     "no_largest": dataclasses.replace(ROBUST, largest=False),
     "no_zoom": dataclasses.replace(ROBUST, zoom=0.0),
-    "no_scale": dataclasses.replace(ROBUST, scale=1.0),
-    "scale_1.33": dataclasses.replace(ROBUST, scale=4 / 3),
+    "scale_1": dataclasses.replace(ROBUST, scales=(1.0,)),
+    "scale_1.5": dataclasses.replace(ROBUST, scales=(1.5,)),
+    "scales_1_1.25": dataclasses.replace(ROBUST, scales=(1.0, 1.25)),
     "zoom_1.6": dataclasses.replace(ROBUST, zoom=1.6),
     "zoom_2.5": dataclasses.replace(ROBUST, zoom=2.5),
 }

@@ -5,10 +5,13 @@ thresholds the logits resized to the photo. ``robust`` (the shipped model's, cho
 with the robustness suite, docs/robustness.md) adds four steps aimed at photos from other
 dermoscopes:
 
-1. exposure: the photo's brightness is scaled so its median luminance matches the mean
-   luminance of the training images (the checkpoint's normalisation mean), a grey-level gain
-   limited to 0.5-2 (a global gain is the model of exposure in :func:`seglib.artefacts.exposure`);
-2. a larger input than the training size (``scale``): finer borders at the full resolution;
+1. exposure: the photo's brightness is scaled so the median luminance of its field of view
+   comes within a factor ``exposure_band`` of the mean luminance of the training images (the
+   checkpoint's normalisation mean), a grey-level gain limited to 0.5-2 (a global gain is the
+   model of exposure in :func:`seglib.artefacts.exposure`);
+2. several input sizes (``scales`` times the training size), logits averaged: a larger input
+   draws finer borders at full resolution, the training size keeps the context (the net alone at
+   1.5x took dark field-of-view borders for lesion on val);
 3. the largest connected component only: a sticker or dark border predicted as a second region
    goes away (the usual post-processing of lesion segmentation, e.g. Codella et al. 2019,
    "Skin lesion analysis toward melanoma detection 2018", arXiv:1902.03368);
@@ -36,7 +39,7 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 luma weights
 class Pipeline:
     """Settings of an inference pipeline (the defaults are ``plain``)."""
 
-    scale: float = 1.0  # input side = scale x training size (rounded to a multiple of 16)
+    scales: tuple[float, ...] = (1.0,)  # input sides / training size; logits averaged
     exposure: bool = False  # scale brightness to the training mean (step 1)
     exposure_band: float = 1.0  # ... only as far as into [mean / band, mean * band]
     largest: bool = False  # keep the largest connected component (step 3)
@@ -48,7 +51,7 @@ class Pipeline:
 
 PIPELINES = {
     "plain": Pipeline(),
-    "robust": Pipeline(scale=1.5, exposure=True, exposure_band=1.3, largest=True, zoom=2.0),
+    "robust": Pipeline(scales=(1.0, 1.5), exposure=True, exposure_band=1.3, largest=True, zoom=2.0),
 }
 
 
@@ -73,12 +76,21 @@ def input_size(train_size: int, scale: float) -> int:
 
 
 def exposure_gain(
-    image: np.ndarray, target: float, band: float = 1.0, lo: float = 0.5, hi: float = 2.0
+    image: np.ndarray,
+    target: float,
+    band: float = 1.0,
+    lo: float = 0.5,
+    hi: float = 2.0,
+    black: float = 32.0,
 ) -> float:
     """Gain bringing the median luma (BT.601, 0-255) of ``image`` (H,W,3) into
     [target / band, target * band] (1 when it is inside; band 1: exactly to ``target``),
-    clipped to [lo, hi]."""
-    median = max(float(np.median(image.reshape(-1, 3).astype(np.float32) @ LUMA)), 1.0)
+    clipped to [lo, hi]. The median is over the field of view: pixels of luma above ``black``
+    (a black border outside a dermoscope's circular field is not under-exposure), or over all
+    pixels when fewer than 1% are."""
+    luma = image.reshape(-1, 3).astype(np.float32) @ LUMA
+    lit = luma[luma > black]
+    median = max(float(np.median(lit if lit.size >= 0.01 * luma.size else luma)), 1.0)
     goal = float(np.clip(median, target / band, target * band))
     return float(np.clip(goal / median, lo, hi))
 

@@ -46,11 +46,15 @@ def _net_logits(model, norm: torch.Tensor, image: np.ndarray, side: int, tta: bo
     return (tta_logits(model, x) if tta else model(x))[0, 0].float().cpu()
 
 
-def _frame_logits(model, norm, image, side: int, tta: bool) -> np.ndarray:
-    """Logits of ``image`` at its own resolution (bilinear from the ``side`` square)."""
-    small = _net_logits(model, norm, image, side, tta)[None, None]
-    full = F.interpolate(small, size=image.shape[:2], mode="bilinear", align_corners=False)
-    return full[0, 0].numpy()
+def _frame_logits(model, norm, image, sides: list[int], tta: bool) -> np.ndarray:
+    """Mean logits of ``image`` over inputs of each of ``sides``, at the image's own resolution
+    (bilinear from each square)."""
+    total = 0
+    for side in sides:
+        small = _net_logits(model, norm, image, side, tta)[None, None]
+        total = total + F.interpolate(small, size=image.shape[:2], mode="bilinear",
+                                      align_corners=False)  # fmt: skip
+    return (total / len(sides))[0, 0].numpy()
 
 
 @torch.inference_mode()
@@ -68,17 +72,17 @@ def predict_mask(
     ``pipeline`` (:mod:`seglib.pipeline`; default: the checkpoint's, else plain): plain resizes
     the image to the training size, predicts logits (averaged over the 8 flips/rotations if
     ``tta``), resizes them bilinearly to ``out_size`` and thresholds at 0 (probability 0.5);
-    robust adds exposure normalisation, a larger input, the largest component and zoom-in
+    robust adds exposure normalisation, several input sizes, the largest component and zoom-in
     refinement of small lesions."""
     p = pipe.resolve(pipeline, cfg)
     out_size = tuple(out_size or image.shape[:2])
-    side = pipe.input_size(cfg["size"], p.scale)
+    sides = [pipe.input_size(cfg["size"], s) for s in p.scales]
     if p == pipe.PIPELINES["plain"]:
-        return upsample_mask(_net_logits(model, norm, image, side, tta).numpy(), out_size)
+        return upsample_mask(_net_logits(model, norm, image, sides[0], tta).numpy(), out_size)
     if p.exposure:
         target = float(norm[0].flatten().cpu().numpy() @ pipe.LUMA) * 255
         image = pipe.apply_gain(image, pipe.exposure_gain(image, target, p.exposure_band))
-    logits = _frame_logits(model, norm, image, side, tta)
+    logits = _frame_logits(model, norm, image, sides, tta)
     mask = logits > 0
     if p.largest:
         mask = pipe.largest_component(mask)
@@ -86,7 +90,7 @@ def predict_mask(
     window = region is not None and pipe.zoom_window(region, p.zoom, p.zoom_max, p.zoom_min)
     if window:
         top, left, h, w = window
-        crop = _frame_logits(model, norm, image[top : top + h, left : left + w], side, tta)
+        crop = _frame_logits(model, norm, image[top : top + h, left : left + w], sides, tta)
         logits = np.full(logits.shape, -1e4, np.float32)  # the lesion is inside the window
         logits[top : top + h, left : left + w] = crop
     mask = upsample_mask(logits, out_size) if out_size != logits.shape else logits > 0

@@ -29,7 +29,10 @@ def test_exposure_gain_by_hand():
     # the median, not the mean: a dark lesion on 60% of the pixels does not count
     img[:2, :, :] = 0
     img[2, :2, :] = 0
-    assert P.exposure_gain(img, 100) == pytest.approx(100 / 50, rel=1e-6)  # median of 10x0, 6x100
+    assert P.exposure_gain(img, 100, black=-1) == 2.0  # median of 10x0, 6x100 is 0: clipped
+    # ... but pixels at or below `black` are outside the field of view: the median is 100
+    assert P.exposure_gain(img, 100) == 1.0
+    assert P.exposure_gain(np.zeros((4, 4, 3), np.uint8), 100) == 2.0  # all black: all count
 
 
 def test_apply_gain_rounds_and_clips():
@@ -123,7 +126,7 @@ def test_zoom_refinement_segments_a_small_lesion_the_coarse_pass_blurs():
 def test_robust_keeps_the_largest_region_and_normalises_exposure():
     lesion, sticker = disc((560, 768), (280, 380), 120), disc((560, 768), (60, 60), 40)
     img = photo([lesion, sticker])
-    no_zoom = dataclasses.replace(P.PIPELINES["robust"], zoom=0.0, scale=1.0)
+    no_zoom = dataclasses.replace(P.PIPELINES["robust"], zoom=0.0, scales=(1.0,))
     norm = skin_norm()
     net = NormAware(norm)
     out = predict_mask(net, {"size": 64}, norm, img, tta=False, pipeline=no_zoom)
