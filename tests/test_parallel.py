@@ -79,7 +79,10 @@ def test_ctrl_c_stops_all_workers_and_a_rerun_resumes(sequential, smoke_cache, t
     grid = [*GRID[:-1], "6"]
     cmd = [sys.executable, "-m", "seglib", "run", "--no-report", "--quiet", *grid]
     cmd += ["--jobs", "2", "--out", str(tmp_path)]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a shell's background job (`pytest &`) ignores SIGINT and its children inherit that:
+    # give the CLI the default disposition, as a terminal's foreground job has
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         deadline = time.monotonic() + 300
         while not list(tmp_path.glob("*/last.pt")):

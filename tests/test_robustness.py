@@ -32,7 +32,9 @@ def test_full_resolution_scores_match_the_generator_masks(synth_tree, ckpt, cach
     clean row equals the generator's own mask fraction at 48x64; kinds that leave the mask
     alone score the same, and small_lesion lands in its 0.5-3% range."""
     monkeypatch.setattr(
-        robustness, "predict_mask", lambda m, c, n, image, tta: np.ones(image.shape[:2], bool)
+        robustness,
+        "predict_mask",
+        lambda m, c, n, image, tta, pipeline=None: np.ones(image.shape[:2], bool),
     )
     res = robustness.evaluate(ckpt, synth_tree, split="test", progress=False)
     (name,) = res["names"]  # 6 cases: one test image
