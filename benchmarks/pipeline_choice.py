@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from seglib import artefacts, store  # noqa: E402
 from seglib import pipeline as P  # noqa: E402
 from seglib.predict import load_model, predict_mask, read_rgb  # noqa: E402
-from seglib.robustness import rng_for, split_cases  # noqa: E402
+from seglib.robustness import rng_for, scores, split_cases  # noqa: E402
 from seglib.score import read_truth  # noqa: E402
 
 ROBUST = P.PIPELINES["robust"]
@@ -63,7 +63,7 @@ def compare(weights: Path, data: Path, split: str, variants: list[str], kinds: l
             )
             for v in variants:
                 pred = predict_mask(model, cfg, norm, img, pipeline=VARIANTS[v])
-                out[v][kind].append(float((pred & msk).sum() / max((pred | msk).sum(), 1)))
+                out[v][kind].append(scores(pred, msk)["iou"])
     return out
 
 

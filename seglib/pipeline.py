@@ -55,15 +55,21 @@ PIPELINES = {
 }
 
 
-def resolve(name: str | Pipeline | None, cfg: dict) -> Pipeline:
-    """The pipeline ``name`` ("plain", "robust"), or for None/"auto" the one the checkpoint's
-    config records under ``pipeline`` (plain when none)."""
-    if isinstance(name, Pipeline):
-        return name
+def name_of(name: str | None, cfg: dict) -> str:
+    """The pipeline name ``name`` ("plain", "robust") stands for: for None/"auto" the one the
+    checkpoint's config records under ``pipeline`` (plain when none); ValueError if unknown."""
     if name in (None, "auto"):
         name = cfg.get("pipeline", "plain")
     if name not in PIPELINES:
         raise ValueError(f"unknown pipeline {name!r}; choose from auto, {', '.join(PIPELINES)}")
+    return name
+
+
+def resolve(name: str | Pipeline | None, cfg: dict) -> Pipeline:
+    """The :class:`Pipeline` itself, or the one :func:`name_of` names."""
+    if isinstance(name, Pipeline):
+        return name
+    name = name_of(name, cfg)
     return PIPELINES[name]
 
 

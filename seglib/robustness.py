@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import artefacts, metrics, store
 from .data import split_indices
 from .fetch import progress_disabled
-from .pipeline import resolve
+from .pipeline import name_of
 from .predict import load_model, predict_mask, read_rgb
 from .score import dataset_pairs, read_truth
 
@@ -56,7 +56,8 @@ def rng_for(seed: int, kind: str, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(kind.encode()), zlib.crc32(name.encode())])
 
 
-def _scores(pred: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+def scores(pred: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """IoU, Dice and course score of one (H,W) bool prediction against its mask."""
     p = torch.from_numpy(np.ascontiguousarray(pred))[None, None]
     t = torch.from_numpy(np.ascontiguousarray(mask))[None, None]
     return {k: float(v[0]) for k, v in metrics.summarise(p, t).items()}
@@ -86,8 +87,7 @@ def evaluate(
         if k not in artefacts.KINDS:
             raise ValueError(f"unknown artefact {k!r}; choose from {', '.join(artefacts.KINDS)}")
     model, cfg, norm = load_model(weights, device)
-    pipeline = pipeline if pipeline not in (None, "auto") else cfg.get("pipeline", "plain")
-    resolve(pipeline, cfg)  # an unknown name fails before any work
+    pipeline = name_of(pipeline, cfg)  # an unknown name fails before any work
     cases = split_cases(data, split, cfg.get("split_seed", 0), cfg.get("split_fractions"))
     per = {k: {c: [] for c in COLUMNS} for k in ["clean", *kinds]}
     bar = tqdm(cases, desc=f"robustness {split}", disable=progress_disabled(progress))
@@ -101,7 +101,7 @@ def evaluate(
                 else artefacts.apply(kind, image, mask, rng_for(seed, kind, name))
             )
             pred = predict_mask(model, cfg, norm, img, tta=tta, pipeline=pipeline)
-            for c, v in _scores(pred, msk).items():
+            for c, v in scores(pred, msk).items():
                 per[kind][c].append(v)
     seen = seen_in_training(cfg)
     clean = {c: float(np.mean(per["clean"][c])) for c in COLUMNS}

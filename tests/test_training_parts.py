@@ -130,6 +130,7 @@ def test_export_ships_the_best_val_run_in_fp16_with_sidecar(tmp_path):
 def test_export_records_the_pipeline_and_predict_uses_it(tmp_path, monkeypatch):
     """`export --pipeline robust` stores it; predict/score/robustness take it by default
     (`--pipeline auto`) and an explicit --pipeline wins."""
+    from seglib import pipeline as pipeline_module
     from seglib import predict as predict_module
 
     out = tmp_path / "results"
@@ -144,8 +145,6 @@ def test_export_records_the_pipeline_and_predict_uses_it(tmp_path, monkeypatch):
     def spy(*args, pipeline=None, **kw):
         seen.append(pipeline_module.resolve(pipeline, args[1]))
         return real(*args, pipeline=pipeline, **kw)
-
-    from seglib import pipeline as pipeline_module
 
     monkeypatch.setattr(predict_module, "predict_mask", spy)
     img = tmp_path / "a.png"
