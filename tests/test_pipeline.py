@@ -84,6 +84,16 @@ def test_resolve_names():
         P.resolve("fancy", {})
 
 
+def test_cli_offers_exactly_the_pipelines_and_precisions():
+    """The parser keeps its own copies of the names (so --help imports neither scipy nor
+    torch); they must list what seglib.pipeline and seglib.device accept."""
+    from seglib import __main__ as cli
+    from seglib.device import PRECISIONS
+
+    assert set(cli.PIPELINE_CHOICES) == {"auto", *P.PIPELINES}
+    assert cli.PRECISIONS == PRECISIONS
+
+
 class DarkIsLesion(torch.nn.Module):
     """Stand-in net: logit 20 * (0.3 - brightness), brightness the channel mean in [0, 1]
     (the norm below is mean 0, std 1): pixels darker than 0.3 are lesion."""
