@@ -93,6 +93,8 @@ def predict_mask(
         crop = _frame_logits(model, norm, image[top : top + h, left : left + w], sides, tta)
         logits = np.full(logits.shape, -1e4, np.float32)  # the lesion is inside the window
         logits[top : top + h, left : left + w] = crop
+    if not window and out_size == logits.shape:
+        return mask  # the coarse mask is the answer (its largest component already taken)
     mask = upsample_mask(logits, out_size) if out_size != logits.shape else logits > 0
     return pipe.largest_component(mask) if p.largest else mask
 
