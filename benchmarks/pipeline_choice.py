@@ -43,11 +43,16 @@ VARIANTS = {
     "scales_1_1.25": dataclasses.replace(ROBUST, scales=(1.0, 1.25)),
     "zoom_1.6": dataclasses.replace(ROBUST, zoom=1.6),
     "zoom_2.5": dataclasses.replace(ROBUST, zoom=2.5),
+    "component_mass": dataclasses.replace(ROBUST, component="mass"),
+    "component_centre": dataclasses.replace(ROBUST, component="centre"),
 }
 
 
-def compare(weights: Path, data: Path, split: str, variants: list[str], kinds: list[str]) -> dict:
-    """{variant: {kind: [IoU per image]}} on the ``split`` cases of ``data``."""
+def compare(
+    weights: Path, data: Path, split: str, variants: list[str], kinds: list[str], seeds=(0,)
+) -> dict:
+    """{variant: {kind: [IoU per image and artefact seed]}} on the ``split`` cases of ``data``
+    (each artefact drawn once per seed of ``seeds``; clean once)."""
     model, cfg, norm = load_model(weights)
     out = {v: {k: [] for k in kinds} for v in variants}
     for name, image_path, mask_path in split_cases(
@@ -56,14 +61,15 @@ def compare(weights: Path, data: Path, split: str, variants: list[str], kinds: l
         image = read_rgb(image_path)
         mask = read_truth(mask_path, image.shape[:2])
         for kind in kinds:
-            img, msk = (
-                (image, mask)
-                if kind == "clean"
-                else artefacts.apply(kind, image, mask, rng_for(0, kind, name))
-            )
-            for v in variants:
-                pred = predict_mask(model, cfg, norm, img, pipeline=VARIANTS[v])
-                out[v][kind].append(scores(pred, msk)["iou"])
+            for seed in (0,) if kind == "clean" else seeds:
+                img, msk = (
+                    (image, mask)
+                    if kind == "clean"
+                    else artefacts.apply(kind, image, mask, rng_for(seed, kind, name))
+                )
+                for v in variants:
+                    pred = predict_mask(model, cfg, norm, img, pipeline=VARIANTS[v])
+                    out[v][kind].append(scores(pred, msk)["iou"])
     return out
 
 
@@ -86,6 +92,7 @@ def main(argv=None) -> None:
     ap.add_argument("--split", default="val", choices=("val", "test"))
     ap.add_argument("--variants", default="plain,robust", help=",".join(VARIANTS))
     ap.add_argument("--kinds", default="clean," + ",".join(artefacts.KINDS))
+    ap.add_argument("--seeds", default="0", help="artefact seeds, comma list (default 0)")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--json")
     a = ap.parse_args(argv)
@@ -95,11 +102,15 @@ def main(argv=None) -> None:
     if kinds[0] != "clean":
         raise SystemExit("error: --kinds must start with clean (drops are measured against it)")
     t0 = time.perf_counter()
-    result = compare(Path(a.weights), Path(a.data), a.split, variants, kinds)
-    print(f"{a.weights}, PH2 {a.split}, TTA on, {time.perf_counter() - t0:.0f} s")
+    seeds = [int(s) for s in a.seeds.split(",")]
+    result = compare(Path(a.weights), Path(a.data), a.split, variants, kinds, seeds)
+    print(f"{a.weights}, PH2 {a.split}, artefact seeds {seeds}, TTA on, "
+          f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
     print(table(result, kinds))
     if a.json:
-        store.write_json(Path(a.json), {"weights": a.weights, "split": a.split, "iou": result})
+        store.write_json(
+            Path(a.json), {"weights": a.weights, "split": a.split, "seeds": seeds, "iou": result}
+        )
 
 
 if __name__ == "__main__":

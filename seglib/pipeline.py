@@ -47,6 +47,7 @@ class Pipeline:
     zoom_max: float = 0.8  # no refinement when the window would cover this much of the frame
     zoom_min: float = 0.15  # the window covers at least this fraction of each side
     seed_prob: float = 0.1  # with an empty mask, refine around the likeliest region above this
+    component: str = "area"  # step 3 keeps the largest component by: area, mass or centre
 
 
 PIPELINES = {
@@ -108,13 +109,32 @@ def apply_gain(image: np.ndarray, gain: float) -> np.ndarray:
     return np.clip(np.rint(image * np.float32(gain)), 0, 255).astype(np.uint8)
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """``mask`` with only its largest 8-connected component (ties: the first in raster order)."""
+def largest_component(mask: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    """``mask`` with only its largest 8-connected component (ties: the first in raster order):
+    largest by pixel count, or by the sum of ``weight`` (same shape) over it when given."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n <= 1:
         return mask.astype(bool)
-    sizes = np.bincount(labels.ravel())[1:]
+    sizes = np.bincount(labels.ravel(), None if weight is None else weight.ravel())[1:]
     return labels == 1 + int(np.argmax(sizes))
+
+
+def component_weight(logits: np.ndarray, rule: str) -> np.ndarray | None:
+    """Per-pixel weight by which step 3 compares components: None for "area" (pixel count),
+    the probability for "mass", the probability times a centre prior ``max(0, 1 - r^2)`` for
+    "centre" (``r``: distance from the frame centre, 1 at the middle of each edge), since
+    dermoscopy photos are framed on the lesion and stickers and dark corners sit at the edge."""
+    if rule == "area":
+        return None
+    prob = 1 / (1 + np.exp(-np.clip(logits, -30, 30)))
+    if rule == "mass":
+        return prob
+    if rule != "centre":
+        raise ValueError(f"unknown component rule {rule!r}; choose area, mass or centre")
+    h, w = logits.shape
+    y = (np.arange(h) + 0.5) / h * 2 - 1
+    x = (np.arange(w) + 0.5) / w * 2 - 1
+    return prob * np.clip(1 - y[:, None] ** 2 - x[None, :] ** 2, 0, None)
 
 
 def seed_region(logits: np.ndarray, mask: np.ndarray, prob: float) -> np.ndarray | None:

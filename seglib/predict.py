@@ -85,7 +85,7 @@ def predict_mask(
     logits = _frame_logits(model, norm, image, sides, tta)
     mask = logits > 0
     if p.largest:
-        mask = pipe.largest_component(mask)
+        mask = pipe.largest_component(mask, pipe.component_weight(logits, p.component))
     region = pipe.seed_region(logits, mask, p.seed_prob) if p.zoom > 0 else None
     window = region is not None and pipe.zoom_window(region, p.zoom, p.zoom_max, p.zoom_min)
     if window:
@@ -96,7 +96,13 @@ def predict_mask(
     if not window and out_size == logits.shape:
         return mask  # the coarse mask is the answer (its largest component already taken)
     mask = upsample_mask(logits, out_size) if out_size != logits.shape else logits > 0
-    return pipe.largest_component(mask) if p.largest else mask
+    if not p.largest:
+        return mask
+    weight = pipe.component_weight(logits, p.component)
+    if weight is not None and weight.shape != out_size:
+        weight = F.interpolate(torch.from_numpy(weight)[None, None], size=out_size,
+                               mode="bilinear", align_corners=False)[0, 0].numpy()  # fmt: skip
+    return pipe.largest_component(mask, weight)
 
 
 class PredictFailed(ValueError):

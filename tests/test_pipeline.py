@@ -52,6 +52,26 @@ def test_largest_component_is_8_connected():
     assert not P.largest_component(np.zeros((3, 3), bool)).any()
 
 
+def test_largest_component_by_weight_and_the_centre_prior_by_hand():
+    m = np.zeros((4, 6), bool)
+    m[0, 0:3] = True  # 3 pixels
+    m[3, 4:6] = True  # 2 pixels
+    w = np.ones((4, 6))
+    w[3, 4:6] = 2.0  # weight 4 against 3: the smaller component wins
+    assert P.largest_component(m).sum() == 3
+    out = P.largest_component(m, w)
+    assert out.sum() == 2 and out[3, 4:6].all()
+    logits = np.zeros((2, 4))  # probability 1/2 everywhere
+    # pixel centres at y = -1/2, 1/2 and x = -3/4, -1/4, 1/4, 3/4: 1 - y^2 - x^2
+    want = 0.5 * np.array([[1 - 0.25 - 0.5625, 1 - 0.25 - 0.0625, 1 - 0.25 - 0.0625,
+                            1 - 0.25 - 0.5625]] * 2)  # fmt: skip
+    assert np.allclose(P.component_weight(logits, "centre"), want)
+    assert np.allclose(P.component_weight(logits, "mass"), 0.5)
+    assert P.component_weight(logits, "area") is None
+    with pytest.raises(ValueError, match="unknown component rule 'big'"):
+        P.component_weight(logits, "big")
+
+
 def test_seed_region_takes_the_mask_or_the_likeliest_region():
     logits = np.full((5, 5), -5.0)
     logits[1, 1], logits[1, 2] = -1.0, -2.0  # sigmoid 0.27, 0.12: one region above 0.1
@@ -146,6 +166,21 @@ def test_robust_keeps_the_largest_region_and_normalises_exposure():
     assert plain.mean() > 0.9  # everything looks like lesion
     fixed = predict_mask(net, {"size": 64}, norm, dim, tta=False, pipeline=no_zoom)
     assert iou(fixed, lesion) > 0.9
+
+
+def test_centre_rule_keeps_the_centred_lesion_over_a_larger_dark_corner():
+    lesion, corner = disc((560, 768), (280, 384), 70), disc((560, 768), (0, 0), 170)
+    img = photo([lesion, corner])
+    norm = skin_norm()
+    net, cfg = NormAware(norm), {"size": 64}
+    base = dataclasses.replace(P.PIPELINES["robust"], zoom=0.0, scales=(1.0,))
+    area = predict_mask(net, cfg, norm, img, tta=False, pipeline=base)
+    assert corner.sum() > lesion.sum() and iou(area, corner) > 0.8  # the corner is larger
+    centre = dataclasses.replace(base, component="centre")
+    for out_size in (None, (280, 384)):  # at the photo's size, and reduced (weights resized)
+        out = predict_mask(net, cfg, norm, img, tta=False, pipeline=centre, out_size=out_size)
+        want = lesion if out_size is None else lesion[::2, ::2]
+        assert iou(out, want) > 0.8
 
 
 def skin_norm():
