@@ -14,7 +14,8 @@ dermoscopes:
    1.5x took dark field-of-view borders for lesion on val);
 3. the largest connected component only: a sticker or dark border predicted as a second region
    goes away (the usual post-processing of lesion segmentation, e.g. Codella et al. 2019,
-   "Skin lesion analysis toward melanoma detection 2018", arXiv:1902.03368);
+   "Skin lesion analysis toward melanoma detection 2018", arXiv:1902.03368); largest by area,
+   or (``component``) by summed probability, optionally weighted towards the frame centre;
 4. zoom-in refinement: where the lesion (or, when no pixel passes 0.5, the most likely region
    above ``seed_prob``) is small in the frame, the window around it (``zoom`` times its box,
    the frame's aspect) is predicted again at the input size and replaces the coarse mask, so a
