@@ -27,11 +27,10 @@ The functions here are pure array geometry; :func:`seglib.predict.predict_mask` 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, special
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 luma weights
 
@@ -127,7 +126,7 @@ def component_weight(logits: np.ndarray, rule: str) -> np.ndarray | None:
     dermoscopy photos are framed on the lesion and stickers and dark corners sit at the edge."""
     if rule == "area":
         return None
-    prob = 1 / (1 + np.exp(-np.clip(logits, -30, 30)))
+    prob = special.expit(logits)
     if rule == "mass":
         return prob
     if rule != "centre":
@@ -143,7 +142,7 @@ def seed_region(logits: np.ndarray, mask: np.ndarray, prob: float) -> np.ndarray
     ``sigmoid(logits) > prob`` holding the maximum; None when no pixel exceeds ``prob``."""
     if mask.any():
         return mask
-    level = math.log(prob / (1 - prob))
+    level = float(special.logit(prob))
     if logits.max() <= level:
         return None
     labels, _ = ndimage.label(logits > level, structure=np.ones((3, 3), bool))
