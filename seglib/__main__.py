@@ -58,10 +58,11 @@ def _fractions(text: str) -> list[float]:
     return fr
 
 
-def cmd_run(a) -> None:
+def run_configs(a) -> list:
+    """The run configs ``run``'s arguments ``a`` ask for (``--init`` made absolute)."""
     from . import experiment
 
-    cfgs = experiment.configs(
+    return experiment.configs(
         a.preset,
         nets=a.nets or experiment.NETS,
         losses_=a.losses or experiment.LOSSES,
@@ -74,10 +75,17 @@ def cmd_run(a) -> None:
         lr=a.lr,
         weight_decay=a.weight_decay,
         split_fractions=a.split,
+        init=a.init and str(Path(a.init).resolve()),
         augment={"basic": True, "strong": "strong", "mixed": "mixed"}.get(
             a.augment
         ),  # basic: configs unchanged
     )
+
+
+def cmd_run(a) -> None:
+    from . import experiment
+
+    cfgs = run_configs(a)
     failed = None
     try:
         experiment.run_grid(
@@ -200,6 +208,9 @@ def parser() -> argparse.ArgumentParser:
         choices=("basic", "strong", "mixed"),
         help="training augmentation: basic (default), strong (artefacts, colour, scale), mixed "
         "(half the batches strong)",
+    )
+    r.add_argument(
+        "--init", help="model checkpoint whose weights start every run (fine-tuning; same net)"
     )
     r.add_argument("--out", default="runs", help="results folder (default runs)")
     r.add_argument("--diag", help="figures folder (default OUT/diag)")

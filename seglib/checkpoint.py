@@ -139,6 +139,30 @@ def build_model(ckpt: dict, path: Path) -> torch.nn.Module:
     return model.eval()
 
 
+def init_weights(path: Path, model: torch.nn.Module, cfg) -> torch.Tensor:
+    """Copy the weights of the ``"model"`` checkpoint at ``path`` into ``model`` (a fine-tune's
+    start) and return its input normalisation. CheckpointError naming the file when it is not
+    a model checkpoint, its weights do not fit ``model``, or it was trained on the same data
+    with another split (its training images could be this run's val or test images)."""
+    ckpt = load_checkpoint(path, "model")
+    why = _mismatch(model, ckpt["model"])
+    if why:
+        raise CheckpointError(
+            f"{path}: cannot start a {cfg.net} of width {cfg.width} from it ({why})"
+        )
+    was = ckpt["config"]
+    same_data = Path(str(was.get("data", ""))).name == Path(str(cfg.data)).name
+    split = (was.get("split_seed", 0), was.get("split_fractions"))
+    if same_data and split != (cfg.split_seed, cfg.split_fractions):
+        raise CheckpointError(
+            f"{path}: trained on {cfg.data} with split seed {split[0]} and fractions "
+            f"{split[1]}, this run uses {cfg.split_seed} and {cfg.split_fractions}: its "
+            "training images may be this run's val or test images"
+        )
+    model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
+    return ckpt["norm"].float()
+
+
 def _warn(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr, flush=True)
 

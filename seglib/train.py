@@ -42,6 +42,7 @@ class RunConfig:
     augment: bool | str = True  # True: flips + mild jitter; "strong": augment_strong; "mixed": half
     loss_kw: dict = field(default_factory=dict)
     data: str = "synthetic"
+    init: str | None = None  # a model checkpoint whose weights (and norm) start the run
     preset: str = "custom"
 
     def to_dict(self) -> dict:
@@ -158,6 +159,8 @@ def fit(
     tr, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
     images, masks = rt.resident(data.images), rt.resident(data.masks)
     norm = norm_stats(data.images[tr]).to(rt.device)
+    if cfg.init:  # fine-tuning: the init's weights and input normalisation
+        norm = checkpoint.init_weights(Path(cfg.init), model, cfg).to(rt.device)
     val_images, val_masks = images[va.to(images.device)], masks[va.to(masks.device)]
     last = out_dir / "last.pt"
     history, best, start = checkpoint.resume(last, model, opt, sched, gen, scaler)  # bad: restart

@@ -1,0 +1,56 @@
+"""Fine-tuning (``RunConfig.init`` / ``run --init CKPT``): a run starts from another model's
+weights and input normalisation, and refuses a checkpoint that does not fit or that was trained
+on another split of the same data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_checkpoint import model_ckpt
+from tinyrun import tiny_config
+
+from seglib import checkpoint
+from seglib.__main__ import parser, run_configs
+from seglib.train import fit
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_run_starts_from_the_init_weights_and_norm(tiny_data, tmp_path):
+    data, split, root = tiny_data
+    init = model_ckpt(tmp_path / "init.pt", data=str(root))
+    cfg = tiny_config(root, seed=5, epochs=1, lr=0.0, weight_decay=0.0, init=str(init))
+    fit(cfg, data, split, tmp_path / "run", quiet=True, tta=False)
+    want = checkpoint.load_checkpoint(init)
+    got = checkpoint.load_checkpoint(tmp_path / "run" / "best.pt")
+    weights = [k for k in want["model"] if "running_" not in k and "num_batches" not in k]
+    assert len(weights) > 10
+    for k in weights:  # lr 0: not one weight moved (batch-norm statistics do, in train mode)
+        v = want["model"][k]
+        assert torch.equal(got["model"][k].float(), v.float()), k
+    # the init's normalisation (0.5, 0.25), not the tiny data's own statistics
+    assert torch.allclose(got["norm"].flatten(), torch.tensor([0.5] * 3 + [0.25] * 3))
+
+
+def test_init_of_another_width_is_refused_before_anything_is_written(tiny_data, tmp_path):
+    data, split, root = tiny_data
+    init = model_ckpt(tmp_path / "wide.pt", width=8, data=str(root))
+    with pytest.raises(
+        checkpoint.CheckpointError, match=r"wide\.pt: cannot start a unet of width 4"
+    ):
+        fit(tiny_config(root, init=str(init)), data, split, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_init_trained_on_another_split_of_the_same_data_is_refused(tiny_data, tmp_path):
+    data, split, root = tiny_data
+    init = model_ckpt(tmp_path / "init.pt", data=str(root), split_seed=1)
+    with pytest.raises(checkpoint.CheckpointError, match="val or test images"):
+        fit(tiny_config(root, init=str(init)), data, split, tmp_path / "run", quiet=True)
+
+
+def test_cli_records_the_init_as_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = parser().parse_args(["run", "--init", "w.pt", "--nets", "unet", "--losses", "bce"])
+    (cfg,) = run_configs(a)
+    assert cfg.init == str(tmp_path / "w.pt")
