@@ -145,12 +145,14 @@ def init_weights(path: Path, model: torch.nn.Module, cfg) -> torch.Tensor:
     a model checkpoint, its weights do not fit ``model``, or it was trained on the same data
     with another split (its training images could be this run's val or test images)."""
     ckpt = load_checkpoint(path, "model")
+    was = ckpt["config"]
     why = _mismatch(model, ckpt["model"])
     if why:
         raise CheckpointError(
-            f"{path}: cannot start a {cfg.net} of width {cfg.width} from it ({why})"
+            f"{path}: cannot start a {cfg.net} of width {cfg.width}, depth {cfg.depth} from it "
+            f"({why}); it holds a {was.get('net')} of width {was.get('width')}, depth "
+            f"{was.get('depth')} (--nets, --width; the depth comes with --preset)"
         )
-    was = ckpt["config"]
     same_data = Path(str(was.get("data", ""))).name == Path(str(cfg.data)).name
     split = (was.get("split_seed", 0), was.get("split_fractions"))
     if same_data and split != (cfg.split_seed, cfg.split_fractions):
