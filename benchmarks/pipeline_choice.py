@@ -5,6 +5,8 @@ clean and under artefacts of the robustness suite, each image scored at full res
         --variants plain,robust,no_exposure,no_largest,no_zoom,scale_1,scale_1.5 \\
         --kinds clean,small_lesion,disc,exposure,fov_border --json results/robustness/choice.json
 
+A kind ``a+b`` applies artefact a, then b, to the same image (e.g. ``small_lesion+disc``).
+
 Each artefact image is made once (the suite's deterministic generator) and every variant
 predicts it, so the variants are compared on identical inputs. Run it on val only: test is for
 the final report (``python -m seglib robustness ... --split test``).
@@ -48,6 +50,14 @@ VARIANTS = {
 }
 
 
+def apply_kinds(kind: str, image, mask, rng):
+    """Artefact ``kind``, or ``a+b+...``: a applied first, then b, ..., all from one ``rng``
+    (compounds such as ``small_lesion+disc`` imitate photos with several at once)."""
+    for part in kind.split("+"):
+        image, mask = artefacts.apply(part, image, mask, rng)
+    return image, mask
+
+
 def compare(
     weights: Path, data: Path, split: str, variants: list[str], kinds: list[str], seeds=(0,)
 ) -> dict:
@@ -65,7 +75,7 @@ def compare(
                 img, msk = (
                     (image, mask)
                     if kind == "clean"
-                    else artefacts.apply(kind, image, mask, rng_for(seed, kind, name))
+                    else apply_kinds(kind, image, mask, rng_for(seed, kind, name))
                 )
                 for v in variants:
                     pred = predict_mask(model, cfg, norm, img, pipeline=VARIANTS[v])

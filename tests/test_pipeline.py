@@ -229,3 +229,20 @@ def test_pipeline_choice_table_by_hand():
     assert (
         set(mod.VARIANTS) >= {"plain", "robust"} and mod.VARIANTS["robust"] == P.PIPELINES["robust"]
     )
+
+
+def test_pipeline_choice_compound_kinds_apply_in_order():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "pipeline_choice.py"
+    spec = importlib.util.spec_from_file_location("pipeline_choice", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mask = disc((90, 150), (45, 60), 15)
+    image = np.repeat(mask[..., None] * np.uint8(255), 3, axis=2)  # the image draws its mask
+    img, msk = mod.apply_kinds("crop_1_1+crop_3_2", image, mask, np.random.default_rng(4))
+    # 90 x 150 -> square 90 x 90 -> its landscape 3:2 window 60 x 90 (crop_3_2 alone: 90 x 135)
+    assert img.shape == (60, 90, 3) and msk.shape == (60, 90)
+    assert ((img[..., 0] > 127) == msk).all()  # the mask moved with the image through both
+    assert msk.sum() == mask.sum()  # the lesion fits both crops whole
