@@ -76,6 +76,7 @@ def run_configs(a) -> list:
         weight_decay=a.weight_decay,
         split_fractions=a.split,
         init=a.init and str(Path(a.init).resolve()),
+        swa=a.swa,
         augment={"basic": True, "strong": "strong", "mixed": "mixed"}.get(
             a.augment
         ),  # basic: configs unchanged
@@ -211,6 +212,11 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--init", help="model checkpoint whose weights start every run (fine-tuning; same net)"
+    )
+    r.add_argument(
+        "--swa",
+        type=int,
+        help="best.pt = the weights averaged over the last N epochs (SWA) instead of the best epoch",
     )
     r.add_argument("--out", default="runs", help="results folder (default runs)")
     r.add_argument("--diag", help="figures folder (default OUT/diag)")

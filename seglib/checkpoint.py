@@ -170,11 +170,11 @@ def _warn(text: str) -> None:
 
 
 def resume(
-    path: Path, model, opt, sched, gen: torch.Generator, scaler=None
+    path: Path, model, opt, sched, gen: torch.Generator, scaler=None, swa=None
 ) -> tuple[list, float, int]:
     """Restore a run from its ``last.pt`` into ``model``/``opt``/``sched``/``gen``, the fp16
-    gradient ``scaler`` (when active) and torch's RNG; return (history, best val IoU, epochs
-    done). No file: (``[]``, -1.0, 0).
+    gradient ``scaler`` (when active), the weight average ``swa`` (when given) and torch's RNG;
+    return (history, best val IoU, epochs done). No file: (``[]``, -1.0, 0).
 
     A file that cannot be used (truncated by a full disk, not a checkpoint, another net) is
     moved aside to ``last.pt.bad`` with a warning and the run restarts from scratch: never a
@@ -183,6 +183,7 @@ def resume(
     if not path.exists():
         return [], -1.0, 0
     fresh = copy.deepcopy((opt.state_dict(), sched.state_dict()))
+    swa_fresh = copy.deepcopy(swa.state_dict()) if swa is not None else None
     try:
         state = load_checkpoint(path, "resume", map_location="cpu")
         why = _mismatch(model, state["model"])
@@ -197,9 +198,13 @@ def resume(
         sched.load_state_dict(state["sched"])
         if scaler is not None and scaler.is_enabled() and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
+        if swa is not None and "swa" in state:
+            swa.load_state_dict(state["swa"])
     except (CheckpointError, KeyError, TypeError, ValueError, RuntimeError) as e:
         opt.load_state_dict(fresh[0])
         sched.load_state_dict(fresh[1])
+        if swa is not None:
+            swa.load_state_dict(swa_fresh)
         bad = path.with_name(path.name + ".bad")
         path.replace(bad)
         msg = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"

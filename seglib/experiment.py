@@ -116,6 +116,10 @@ def configs(
     k = 2 ** base["depth"]
     if base["size"] % k or base["size"] < k:
         raise ValueError(f"--size {base['size']}: must be a multiple of 2**depth = {k}")
+    if not 0 <= base.get("swa", 0) <= base["epochs"]:
+        raise ValueError(
+            f"--swa {base['swa']}: must be between 0 and the epochs ({base['epochs']})"
+        )
     wd = base["weight_decay"]
     return [
         RunConfig(net=n, loss=lo, seed=s, **(base | {"weight_decay": per_cell.get((n, lo), wd)}))

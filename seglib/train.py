@@ -43,6 +43,7 @@ class RunConfig:
     loss_kw: dict = field(default_factory=dict)
     data: str = "synthetic"
     init: str | None = None  # a model checkpoint whose weights (and norm) start the run
+    swa: int = 0  # best.pt = the average of the weights of the last ``swa`` epochs (0: off)
     preset: str = "custom"
 
     def to_dict(self) -> dict:
@@ -101,6 +102,14 @@ def evaluate(
     res = {k: torch.cat(v).cpu() for k, v in out.items()}
     res["loss"] = total.item() / len(images)
     return res
+
+
+def averaged(model) -> torch.optim.swa_utils.AveragedModel:
+    """Running mean of ``model``'s weights and batch-norm statistics (stochastic weight
+    averaging, Izmailov et al. 2018, "Averaging weights leads to wider optima and better
+    generalization", arXiv:1803.05407); the statistics are averaged too (``use_buffers``), so no
+    extra pass over the data is needed."""
+    return torch.optim.swa_utils.AveragedModel(model, use_buffers=True)
 
 
 def _scheduler(cfg: RunConfig, opt):
@@ -162,8 +171,9 @@ def fit(
     if cfg.init:  # fine-tuning: the init's weights and input normalisation
         norm = checkpoint.init_weights(Path(cfg.init), model, cfg).to(rt.device)
     val_images, val_masks = images[va.to(images.device)], masks[va.to(masks.device)]
+    swa = averaged(model) if cfg.swa else None
     last = out_dir / "last.pt"
-    history, best, start = checkpoint.resume(last, model, opt, sched, gen, scaler)  # bad: restart
+    history, best, start = checkpoint.resume(last, model, opt, sched, gen, scaler, swa)
     store.write_json(out_dir / "config.json", cfg.to_dict() | {"runtime": rt.describe()})
     if rt.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(rt.device)
@@ -211,7 +221,9 @@ def fit(
         }
         faults.check_finite(out_dir, epoch + 1, row)  # NaN/inf: RunFailed, last.pt kept
         history.append(row)
-        if val_iou > best:
+        if swa is not None and epoch >= cfg.epochs - cfg.swa:
+            swa.update_parameters(model)
+        if val_iou > best and swa is None:
             best = val_iou
             ckpt = {"model": model.state_dict(), "config": cfg.to_dict(), "norm": norm.cpu()}
             checkpoint.save(out_dir / "best.pt", ckpt | {"epoch": epoch + 1})
@@ -226,10 +238,15 @@ def fit(
             "best": best,
             "epoch": epoch + 1,
         }
+        if swa is not None:
+            state["swa"] = swa.state_dict()
         checkpoint.save(last, state)
         store.write_json(out_dir / "history.json", history)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{val_iou:.3f}")
 
+    if swa is not None:  # the average is the run's model (saved again on a resumed finish)
+        ckpt = {"model": swa.module.state_dict(), "config": cfg.to_dict(), "norm": norm.cpu()}
+        checkpoint.save(out_dir / "best.pt", ckpt | {"epoch": len(history)})
     speed = {
         "train_images_per_s": len(tr) * len(history) / max(sum(h["seconds"] for h in history), 1e-9)
     }

@@ -55,3 +55,63 @@ def test_cli_records_the_init_as_an_absolute_path(tmp_path, monkeypatch):
     a = parser().parse_args(["run", "--init", "w.pt", "--nets", "unet", "--losses", "bce"])
     (cfg,) = run_configs(a)
     assert cfg.init == str(tmp_path / "w.pt")
+
+
+def _weights(state: dict) -> dict:
+    return {k: v.float().clone() for k, v in state.items() if v.is_floating_point()}
+
+
+def test_swa_best_pt_is_the_mean_of_the_last_epochs(tiny_data, tmp_path, monkeypatch):
+    """epochs 3, swa 2: best.pt holds the mean of the weights (and batch-norm statistics) after
+    epochs 2 and 3, averaged here by hand from the last.pt each epoch saves."""
+    data, split, root = tiny_data
+    saved = []
+    real_save = checkpoint.save
+
+    def spy(path, obj):
+        if path.name == "last.pt":
+            saved.append(_weights(obj["model"]))
+        real_save(path, obj)
+
+    monkeypatch.setattr(checkpoint, "save", spy)
+    fit(tiny_config(root, epochs=3, swa=2), data, split, tmp_path / "run", quiet=True, tta=False)
+    assert len(saved) == 3
+    best = _weights(checkpoint.load_checkpoint(tmp_path / "run" / "best.pt")["model"])
+    assert best.keys() == saved[0].keys()
+    for k in best:
+        want = (saved[1][k] + saved[2][k]) / 2
+        assert torch.allclose(best[k], want, atol=1e-6), k
+    assert any(not torch.allclose(best[k], saved[2][k]) for k in best)  # not the last epoch
+
+
+def test_swa_run_resumed_mid_average_ends_as_an_uninterrupted_one(tiny_data, tmp_path, monkeypatch):
+    data, split, root = tiny_data
+    cfg = tiny_config(root, epochs=3, swa=2)
+    fit(cfg, data, split, tmp_path / "whole", quiet=True, tta=False)
+
+    from seglib import faults
+
+    real_check = faults.check_finite
+
+    def crash_at_3(run_dir, epoch, row):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        real_check(run_dir, epoch, row)
+
+    monkeypatch.setattr(faults, "check_finite", crash_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, data, split, tmp_path / "cut", quiet=True, tta=False)
+    monkeypatch.setattr(faults, "check_finite", real_check)
+    fit(cfg, data, split, tmp_path / "cut", quiet=True, tta=False)
+    a = _weights(checkpoint.load_checkpoint(tmp_path / "whole" / "best.pt")["model"])
+    b = _weights(checkpoint.load_checkpoint(tmp_path / "cut" / "best.pt")["model"])
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_swa_longer_than_the_run_is_refused():
+    from seglib.experiment import configs
+
+    with pytest.raises(ValueError, match="--swa 5: must be between 0 and the epochs .4."):
+        configs("smoke", epochs=4, swa=5)
+    assert configs("smoke", epochs=4, swa=4)[0].swa == 4
