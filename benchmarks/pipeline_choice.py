@@ -45,6 +45,7 @@ VARIANTS = {
     "scales_1_1.25": dataclasses.replace(ROBUST, scales=(1.0, 1.25)),
     "zoom_1.6": dataclasses.replace(ROBUST, zoom=1.6),
     "zoom_2.5": dataclasses.replace(ROBUST, zoom=2.5),
+    "component_area": dataclasses.replace(ROBUST, component="area"),
     "component_mass": dataclasses.replace(ROBUST, component="mass"),
     "component_centre": dataclasses.replace(ROBUST, component="centre"),
 }

@@ -14,8 +14,10 @@ dermoscopes:
    1.5x took dark field-of-view borders for lesion on val);
 3. the largest connected component only: a sticker or dark border predicted as a second region
    goes away (the usual post-processing of lesion segmentation, e.g. Codella et al. 2019,
-   "Skin lesion analysis toward melanoma detection 2018", arXiv:1902.03368); largest by area,
-   or (``component``) by summed probability, optionally weighted towards the frame centre;
+   "Skin lesion analysis toward melanoma detection 2018", arXiv:1902.03368); largest by
+   summed probability weighted towards the frame centre (``component="centre"``: a small
+   lesion in the middle outweighs a larger disc or dark corner at the edge), or by area or
+   summed probability alone;
 4. zoom-in refinement: where the lesion (or, when no pixel passes 0.5, the most likely region
    above ``seed_prob``) is small in the frame, the window around it (``zoom`` times its box,
    the frame's aspect) is predicted again at the input size and replaces the coarse mask, so a
@@ -52,7 +54,14 @@ class Pipeline:
 
 PIPELINES = {
     "plain": Pipeline(),
-    "robust": Pipeline(scales=(1.0, 1.5), exposure=True, exposure_band=1.3, largest=True, zoom=2.0),
+    "robust": Pipeline(
+        scales=(1.0, 1.5),
+        exposure=True,
+        exposure_band=1.3,
+        largest=True,
+        zoom=2.0,
+        component="centre",
+    ),
 }
 
 
