@@ -72,8 +72,8 @@ def predict_mask(
     ``pipeline`` (:mod:`seglib.pipeline`; default: the checkpoint's, else plain): plain resizes
     the image to the training size, predicts logits (averaged over the 8 flips/rotations if
     ``tta``), resizes them bilinearly to ``out_size`` and thresholds at 0 (probability 0.5);
-    robust adds exposure normalisation, several input sizes, the largest component and zoom-in
-    refinement of small lesions."""
+    robust adds exposure normalisation, several input sizes, one connected component
+    (:mod:`seglib.pipeline`, step 3) and zoom-in refinement of small lesions."""
     p = pipe.resolve(pipeline, cfg)
     out_size = tuple(out_size or image.shape[:2])
     sides = [pipe.input_size(cfg["size"], s) for s in p.scales]
@@ -94,7 +94,7 @@ def predict_mask(
         logits = np.full(logits.shape, -1e4, np.float32)  # the lesion is inside the window
         logits[top : top + h, left : left + w] = crop
     if not window and out_size == logits.shape:
-        return mask  # the coarse mask is the answer (its largest component already taken)
+        return mask  # the coarse mask is the answer (its component already chosen)
     mask = upsample_mask(logits, out_size) if out_size != logits.shape else logits > 0
     if not p.largest:
         return mask
