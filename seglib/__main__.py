@@ -211,11 +211,14 @@ def parser() -> argparse.ArgumentParser:
         "(half the batches strong)",
     )
     r.add_argument(
-        "--init", help="model checkpoint whose weights start every run (fine-tuning; same net)"
+        "--init",
+        metavar="CKPT",
+        help="model checkpoint whose weights start every run (fine-tuning; same net)",
     )
     r.add_argument(
         "--swa",
         type=int,
+        metavar="N",
         help="best.pt = the weights averaged over the last N epochs (SWA) instead of the best epoch",
     )
     r.add_argument("--out", default="runs", help="results folder (default runs)")
