@@ -213,13 +213,8 @@ def test_plain_pipeline_is_the_old_prediction():
 
 
 def test_pipeline_choice_table_by_hand():
-    import importlib.util
-    from pathlib import Path
+    from benchmarks import pipeline_choice as mod
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "pipeline_choice.py"
-    spec = importlib.util.spec_from_file_location("pipeline_choice", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     result = {
         "a": {"clean": [0.9, 0.8], "blur": [0.7, 0.8]},
         "b": {"clean": [1.0, 1.0], "blur": [1.0, 0.9]},
@@ -233,13 +228,8 @@ def test_pipeline_choice_table_by_hand():
 
 
 def test_pipeline_choice_compound_kinds_apply_in_order():
-    import importlib.util
-    from pathlib import Path
+    from benchmarks import pipeline_choice as mod
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "pipeline_choice.py"
-    spec = importlib.util.spec_from_file_location("pipeline_choice", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     mask = disc((90, 150), (45, 60), 15)
     image = np.repeat(mask[..., None] * np.uint8(255), 3, axis=2)  # the image draws its mask
     img, msk = mod.apply_kinds("crop_1_1+crop_3_2", image, mask, np.random.default_rng(4))

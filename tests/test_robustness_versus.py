@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "robustness_versus.py"
-spec = importlib.util.spec_from_file_location("robustness_versus", PATH)
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
+from benchmarks import robustness_versus as mod
 
 
 def _table(names, **kinds):
