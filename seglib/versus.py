@@ -130,8 +130,11 @@ def _vs_stability(stats) -> str:
         if loss == "correlation" and rest and not math.isnan(r):
             corr.append(r)
             other.append(float(np.mean(rest)))
-    if not corr:
-        return "- Stability: no Correlation runs with other losses to compare here."
+    if len(corr) < 2:  # a paired test needs two pairs at least
+        return (
+            f"- Stability: {len(corr)} Correlation run(s) with runs of other losses of the same "
+            "net and seed: too few pairs to compare (a paired test needs two)."
+        )
     c = paired(corr, other)
     verdict = (
         "not distinguishable"

@@ -200,6 +200,20 @@ def test_unfinished_and_unknown_loss(tmp_path):
     assert report.summary([]) == "No runs with a history found."
 
 
+def test_partial_grid_one_correlation_pair(tmp_path):
+    """A grid stopped part-way (as a GPU lease leaves it): SegNet with all four losses, UNet with
+    two. One Correlation run has other losses beside it: one pair, too few for the paired test
+    (a permutation test needs two), so the stability claim says so instead of failing."""
+    for net, losses in (("segnet", LOSSES), ("unet", ["bce", "dice"])):
+        for loss in losses:
+            write_run(tmp_path, net, loss, 0, score_of(net, loss))
+    text = report.summary(load_runs(tmp_path))
+    assert "6 runs (6 finished)" in text
+    assert "- Stability: 1 Correlation run(s) with runs of other losses" in text
+    assert "too few pairs to compare" in text
+    assert "## Summary" in report.write_report(tmp_path, tmp_path / "r.md")
+
+
 def test_tta_table_hand_made(tmp_path):
     """Two seeds of one cell: means of the plain and TTA numbers; runs without them left out."""
     for seed, (vp, vt, tp, tt) in enumerate([(0.80, 0.82, 0.70, 0.74), (0.84, 0.86, 0.72, 0.78)]):
