@@ -56,7 +56,7 @@ def bench_net(
     normalised on the device (``train._prep``), ``augment``, autocast forward, BCE, scaled
     backward, Adam step. ``cfg`` gives size-independent scale: width, depth, batch_size, lr.
 
-    With ``save_dir``, also times saving the checkpoints ``fit`` writes after every epoch
+    With ``save_dir``, also times saving the checkpoints ``fit`` writes (on a CPU every epoch)
     (``last.pt`` with the optimizer state, ``best.pt`` when val improves) once, there.
 
     Returns a dict: net, precision (the one used), img_s, ms_step, warm_s, peak_gpu_mb (CUDA),
@@ -116,8 +116,11 @@ def bench_net(
 
 def epoch_s_from_bench(img_s: float, save_s: float, n_train: int, n_val: int) -> float:
     """Rough wall seconds of one ``fit`` epoch from the bench: train images at ``img_s``,
-    validation at :data:`EVAL_COST` of that, plus one checkpoint save."""
-    return (n_train + EVAL_COST * n_val) / img_s + save_s
+    validation at :data:`EVAL_COST` of that, plus its checkpoint writes: one save, or less where
+    ``fit`` writes only every few epochs to keep them under ``train.GPU_SAVE_SHARE`` of the time."""
+    compute = (n_train + EVAL_COST * n_val) / img_s
+    share = train.GPU_SAVE_SHARE
+    return compute + min(save_s, compute * share / (1 - share))
 
 
 def estimate_run_s(

@@ -7,7 +7,7 @@ Within ``--budget-s`` seconds (default 480) from the script's start:
 2. bench: each net (segnet, unet, unet2) at the course scale (``PRESETS["course"]``: 256 px,
    width 64, batch 25) trains ``--warm-steps`` untimed then ``--steps`` timed steps of
    ``train.fit``'s loop body on PH2 images, in fp32 and in the automatic precision; a row each
-   (img/s, ms/step, peak GPU MB, seconds to save fit's per-epoch checkpoints once) and a line
+   (img/s, ms/step, peak GPU MB, seconds to save fit's checkpoints once) and a line
    ``ratio <net>: auto / fp32 = X.XXx img/s``.
 3. grid: the ``course`` preset (what ``python -m seglib run --preset course`` trains), in this
    process through ``seglib.experiment`` and ``seglib.train.fit``, one run at a time into

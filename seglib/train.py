@@ -1,8 +1,10 @@
 """One training run: ``fit(cfg, data, out_dir)``.
 
 Reads top to bottom: build net and loss, then per epoch train, validate, checkpoint; at the end
-evaluate the best checkpoint (by val IoU) on the test split. Every epoch leaves ``last.pt`` (model,
-optimizer, scheduler, RNG, history) so a crash or ``kill -9`` loses at most the epoch in flight.
+evaluate the best checkpoint (by val IoU) on the test split. ``last.pt`` (model, optimizer,
+scheduler, RNG, history) lets a crash or ``kill -9`` resume: on a CPU it is written every epoch, so
+at most the epoch in flight is lost; on a GPU, where an epoch can take less time than writing it
+(docs/gpu.md), only as often as keeps its writing under :data:`GPU_SAVE_SHARE` of the run's time.
 """
 
 from __future__ import annotations
@@ -48,6 +50,35 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+GPU_SAVE_SHARE = 0.1
+"""On a GPU, at most this share of a run's time goes to writing ``last.pt`` and ``best.pt``."""
+
+
+def save_due(since_save_s: float, save_s: float | None, share: float | None) -> bool:
+    """Whether to write the checkpoints now. ``since_save_s``: seconds since the last write
+    ended; ``save_s``: how long it took (None: nothing written yet); ``share``: the most of the
+    time writing may take (None: write every epoch). Writing now keeps to ``share`` when
+    ``save_s / (since_save_s + save_s) <= share``."""
+    if share is None or save_s is None:
+        return True
+    return save_s * (1 - share) <= share * since_save_s
+
+
+def _resume_state(model, opt, sched, gen, scaler, history, best, epoch) -> dict:
+    """What ``last.pt`` holds (:data:`seglib.checkpoint.KEYS`)."""
+    return {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict(),
+        "gen": gen.get_state(),
+        "scaler": scaler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+        "best": best,
+        "epoch": epoch,
+    }
 
 
 def _batches(n: int, bs: int, gen: torch.Generator | None = None):
@@ -142,6 +173,7 @@ def fit(
     quiet: bool = False,
     tta: bool = True,
     precision: str = "auto",
+    save_share: float | None | str = "auto",
 ):
     """Train one run and return its test metrics dict (also written to ``test.json``).
 
@@ -151,12 +183,17 @@ def fit(
         device: "auto", "cpu", "cuda" or any torch device string. quiet: no progress bar.
         tta: test with test-time augmentation (see :func:`test_checkpoint`).
         precision: "auto", "fp32", "bf16" or "fp16" (:func:`seglib.device.choose_precision`).
+        save_share: how often ``last.pt`` is written (:func:`save_due`): None every epoch, a
+            number the most of the time writing may take; "auto": every epoch on a CPU,
+            :data:`GPU_SAVE_SHARE` elsewhere. The last epoch is always written.
     """
     out_dir = Path(out_dir)
     finished = store.read_json(out_dir / "test.json")
     if finished is not None:
         return finished
     rt = runtime(device, precision)
+    if save_share == "auto":
+        save_share = None if rt.device.type == "cpu" else GPU_SAVE_SHARE
     torch.manual_seed(cfg.seed)
     model = rt.format(models.build(cfg.net, width=cfg.width, depth=cfg.depth).to(rt.device))
     loss_fn = losses.build(cfg.loss, **cfg.loss_kw)
@@ -178,6 +215,7 @@ def fit(
     if rt.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(rt.device)
 
+    best_ckpt, saved_at, save_s = None, time.perf_counter(), None
     bar = tqdm(
         range(start, cfg.epochs),
         initial=start,
@@ -223,24 +261,22 @@ def fit(
         history.append(row)
         if swa is not None and epoch >= cfg.epochs - cfg.swa:
             swa.update_parameters(model)
-        if val_iou > best and swa is None:
+        if val_iou > best and swa is None:  # kept (a copy) until the next write
             best = val_iou
-            ckpt = {"model": model.state_dict(), "config": cfg.to_dict(), "norm": norm.cpu()}
-            checkpoint.save(out_dir / "best.pt", ckpt | {"epoch": epoch + 1})
-        state = {
-            "model": model.state_dict(),
-            "opt": opt.state_dict(),
-            "sched": sched.state_dict(),
-            "gen": gen.get_state(),
-            "scaler": scaler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "history": history,
-            "best": best,
-            "epoch": epoch + 1,
-        }
-        if swa is not None:
-            state["swa"] = swa.state_dict()
-        checkpoint.save(last, state)
+            weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            best_ckpt = {"model": weights, "config": cfg.to_dict(), "norm": norm.cpu()}
+            best_ckpt["epoch"] = epoch + 1
+        if epoch + 1 == cfg.epochs or save_due(time.perf_counter() - saved_at, save_s, save_share):
+            t_save = time.perf_counter()
+            if best_ckpt is not None:
+                checkpoint.save(out_dir / "best.pt", best_ckpt)
+                best_ckpt = None
+            state = _resume_state(model, opt, sched, gen, scaler, history, best, epoch + 1)
+            if swa is not None:
+                state["swa"] = swa.state_dict()
+            checkpoint.save(last, state)
+            saved_at = time.perf_counter()
+            save_s = saved_at - t_save
         store.write_json(out_dir / "history.json", history)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{val_iou:.3f}")
 

@@ -145,8 +145,10 @@ def test_estimates_hand_worked():
     est = gpu_bench.estimate_run_s("unet", 10, {}, {"unet": 300.0}, {"unet": 1.5})
     assert est == pytest.approx(16.0)
     assert gpu_bench.estimate_run_s("unet2", 10, {}, {}, {}) is None
-    # (100 train + 50 val / 3) / 100 img/s + 0.5 s save = 1.1667 + 0.5
-    assert gpu_bench.epoch_s_from_bench(100.0, 0.5, 100, 50) == pytest.approx(5 / 3)
+    # (100 train + 50 val / 3) / 100 img/s = 7/6 s; a 0.05 s save fits in every epoch
+    assert gpu_bench.epoch_s_from_bench(100.0, 0.05, 100, 50) == pytest.approx(7 / 6 + 0.05)
+    # a 0.5 s save is written only every few epochs: writing takes 1/10 of the time, 7/6 x 10/9
+    assert gpu_bench.epoch_s_from_bench(100.0, 0.5, 100, 50) == pytest.approx(7 / 6 * 10 / 9)
 
 
 def test_out_of_time_leaves_the_run_resumable(tmp_path, monkeypatch, capsys, one_thread):
