@@ -77,6 +77,7 @@ def run_configs(a) -> list:
         split_fractions=a.split,
         init=a.init and str(Path(a.init).resolve()),
         swa=a.swa,
+        refit=a.refit or None,
         augment={"basic": True, "strong": "strong", "mixed": "mixed"}.get(
             a.augment
         ),  # basic: configs unchanged
@@ -220,6 +221,12 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="best.pt = the weights averaged over the last N epochs (SWA) instead of the best epoch",
+    )
+    r.add_argument(
+        "--refit",
+        action="store_true",
+        help="train on the train and val images (a recipe already chosen on val); best.pt = the "
+        "last epoch, or the --swa average",
     )
     r.add_argument("--out", default="runs", help="results folder (default runs)")
     r.add_argument("--diag", help="figures folder (default OUT/diag)")

@@ -143,7 +143,8 @@ def init_weights(path: Path, model: torch.nn.Module, cfg) -> torch.Tensor:
     """Copy the weights of the ``"model"`` checkpoint at ``path`` into ``model`` (a fine-tune's
     start) and return its input normalisation. CheckpointError naming the file when it is not
     a model checkpoint, its weights do not fit ``model``, or it was trained on the same data
-    with another split (its training images could be this run's val or test images)."""
+    with another split (its training images could be this run's val or test images) or as a
+    refit (on the val images too) for a run that is not one."""
     ckpt = load_checkpoint(path, "model")
     was = ckpt["config"]
     why = _mismatch(model, ckpt["model"])
@@ -160,6 +161,12 @@ def init_weights(path: Path, model: torch.nn.Module, cfg) -> torch.Tensor:
             f"{path}: trained on {cfg.data} with split seed {split[0]} and fractions "
             f"{split[1]}, this run uses {cfg.split_seed} and {cfg.split_fractions}: its "
             "training images may be this run's val or test images"
+        )
+    if same_data and was.get("refit") and not cfg.refit:
+        raise CheckpointError(
+            f"{path}: a refit, trained on {cfg.data}'s val images too: this run would choose its "
+            "checkpoint on images its start has learnt (fine-tune it with --refit, or start from "
+            "a model trained without --refit)"
         )
     model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
     return ckpt["norm"].float()

@@ -134,8 +134,12 @@ def check_config(run_dir: Path, cfg: RunConfig) -> None:
     saved = store.read_json(run_dir / "config.json")
     if saved is None:
         return
-    want = cfg.to_dict()
-    diff = {k: (saved.get(k), v) for k, v in want.items() if k not in LABELS and saved.get(k) != v}
+    want, default = cfg.to_dict(), RunConfig().to_dict()  # a key newer than the folder: default
+    diff = {
+        k: (saved.get(k, default[k]), v)
+        for k, v in want.items()
+        if k not in LABELS and saved.get(k, default[k]) != v
+    }
     if diff:
         what = ", ".join(f"{k}: saved {a!r} vs requested {b!r}" for k, (a, b) in diff.items())
         raise ConfigMismatch(

@@ -88,6 +88,8 @@ def evaluate(
             raise ValueError(f"unknown artefact {k!r}; choose from {', '.join(artefacts.KINDS)}")
     model, cfg, norm = load_model(weights, device)
     pipeline = name_of(pipeline, cfg)  # an unknown name fails before any work
+    if cfg.get("refit") and split != "test":
+        raise ValueError(f"{weights}: a refit, trained on the {split} images too: score it on test")
     cases = split_cases(data, split, cfg.get("split_seed", 0), cfg.get("split_fractions"))
     per = {k: {c: [] for c in COLUMNS} for k in ["clean", *kinds]}
     bar = tqdm(cases, desc=f"robustness {split}", disable=progress_disabled(progress))

@@ -46,6 +46,7 @@ class RunConfig:
     data: str = "synthetic"
     init: str | None = None  # a model checkpoint whose weights (and norm) start the run
     swa: int = 0  # best.pt = the average of the weights of the last ``swa`` epochs (0: off)
+    refit: bool = False  # train on train + val; best.pt = the last epoch (or the swa average)
     preset: str = "custom"
 
     def to_dict(self) -> dict:
@@ -203,6 +204,8 @@ def fit(
     gen = torch.Generator().manual_seed(cfg.seed)
 
     tr, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
+    if cfg.refit:  # the recipe was chosen on val; the final model learns from those images too
+        tr = torch.cat([tr, va])
     images, masks = rt.resident(data.images), rt.resident(data.masks)
     norm = norm_stats(data.images[tr]).to(rt.device)
     if cfg.init:  # fine-tuning: the init's weights and input normalisation
@@ -261,7 +264,7 @@ def fit(
         history.append(row)
         if swa is not None and epoch >= cfg.epochs - cfg.swa:
             swa.update_parameters(model)
-        if val_iou > best and swa is None:  # kept (a copy) until the next write
+        if val_iou > best and swa is None and not cfg.refit:  # a copy, until the next write
             best = val_iou
             weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             best_ckpt = {"model": weights, "config": cfg.to_dict(), "norm": norm.cpu()}
@@ -280,8 +283,9 @@ def fit(
         store.write_json(out_dir / "history.json", history)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{val_iou:.3f}")
 
-    if swa is not None:  # the average is the run's model (saved again on a resumed finish)
-        ckpt = {"model": swa.module.state_dict(), "config": cfg.to_dict(), "norm": norm.cpu()}
+    if swa is not None or cfg.refit:  # no choice on val: the average or the last epoch
+        final = swa.module if swa is not None else model  # (saved again on a resumed finish)
+        ckpt = {"model": final.state_dict(), "config": cfg.to_dict(), "norm": norm.cpu()}
         checkpoint.save(out_dir / "best.pt", ckpt | {"epoch": len(history)})
     speed = {
         "train_images_per_s": len(tr) * len(history) / max(sum(h["seconds"] for h in history), 1e-9)
@@ -310,7 +314,8 @@ def test_checkpoint(
     """Evaluate a run's ``best.pt`` on the test split, write and return ``test.json``.
 
     The headline ``iou``/``dice``/``score`` use test-time augmentation when ``tta``; ``plain``
-    holds the test means without it, and ``val`` both variants on val (where that choice is made).
+    holds the test means without it, and ``val`` both variants on val (where that choice is made;
+    not for a refit, which trained on val).
     ``extra`` (e.g. training speed) is added to ``test.json``; keys a re-test does not recompute
     (speed, runtime) are kept from the previous ``test.json``.
     """
@@ -344,7 +349,11 @@ def test_checkpoint(
         "dataset": getattr(data, "source", "PH2"),
         "tta": tta,
         "plain": _means(run(te, False)) if tta else _means(test),
-        "val": {"plain": _means(run(va, False)), "tta": _means(run(va, True))},
+        **(
+            {}  # a refit trained on the val images: no val numbers
+            if cfg.get("refit")
+            else {"val": {"plain": _means(run(va, False)), "tta": _means(run(va, True))}}
+        ),
         "best_epoch": ckpt["epoch"],
         "params": models.count_params(model),
         "train_seconds": sum(h["seconds"] for h in history),
