@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seglib.predict import load_model, predict_mask, read_rgb  # noqa: E402
-from seglib.robustness import scores, split_cases  # noqa: E402
+from seglib.robustness import checkpoint_cases, scores  # noqa: E402
 from seglib.score import read_truth  # noqa: E402
 
 
@@ -42,13 +42,15 @@ class MeanLogits(torch.nn.Module):
 
 
 def load_members(paths: list[Path]):
-    """(MeanLogits, config of the first, norm): ValueError when sizes or norms differ."""
+    """(MeanLogits, config of the first (a refit if any member is one), norm): ValueError when
+    sizes or norms differ."""
     loaded = [load_model(p) for p in paths]
     _, cfg, norm = loaded[0]
     for p, (_, c, n) in zip(paths[1:], loaded[1:]):
         if c["size"] != cfg["size"] or not torch.equal(n, norm):
             raise ValueError(f"{p}: another training size or input normalisation than {paths[0]}")
-    return MeanLogits([m for m, _, _ in loaded]).eval(), cfg, norm
+    refit = any(c.get("refit") for _, c, _ in loaded)  # one member saw val: the ensemble did
+    return MeanLogits([m for m, _, _ in loaded]).eval(), cfg | {"refit": refit}, norm
 
 
 def mean_iou(model, cfg, norm, cases, pipeline: str) -> list[float]:
@@ -70,7 +72,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     torch.set_grad_enabled(False)
     model, cfg, norm = load_members(a.weights)
-    cases = split_cases(a.data, a.split, cfg.get("split_seed", 0), cfg.get("split_fractions"))
+    cases = checkpoint_cases(a.weights[0], cfg, a.data, a.split)
     t0 = time.perf_counter()
     rows = {"ensemble": mean_iou(model, cfg, norm, cases, a.pipeline)}
     for p, net in zip(a.weights, model.nets):

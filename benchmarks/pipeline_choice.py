@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from seglib import artefacts, store  # noqa: E402
 from seglib import pipeline as P  # noqa: E402
 from seglib.predict import load_model, predict_mask, read_rgb  # noqa: E402
-from seglib.robustness import rng_for, scores, split_cases  # noqa: E402
+from seglib.robustness import checkpoint_cases, rng_for, scores  # noqa: E402
 from seglib.score import read_truth  # noqa: E402
 
 ROBUST = P.PIPELINES["robust"]
@@ -66,9 +66,7 @@ def compare(
     (each artefact drawn once per seed of ``seeds``; clean once)."""
     model, cfg, norm = load_model(weights)
     out = {v: {k: [] for k in kinds} for v in variants}
-    for name, image_path, mask_path in split_cases(
-        data, split, cfg.get("split_seed", 0), cfg.get("split_fractions")
-    ):
+    for name, image_path, mask_path in checkpoint_cases(weights, cfg, data, split):
         image = read_rgb(image_path)
         mask = read_truth(mask_path, image.shape[:2])
         for kind in kinds:

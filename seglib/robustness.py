@@ -44,6 +44,14 @@ def split_cases(data: Path, split: str = "test", split_seed: int = 0, fractions=
     return [(pairs[i].name, pairs[i].image, pairs[i].mask) for i in idx]
 
 
+def checkpoint_cases(weights: Path, cfg: dict, data: Path, split: str) -> list:
+    """:func:`split_cases` split as the checkpoint's run was (its ``cfg``); ValueError naming
+    ``weights`` for a split other than test of a refit, which trained on train and val."""
+    if cfg.get("refit") and split != "test":
+        raise ValueError(f"{weights}: a refit, trained on the {split} images too: score it on test")
+    return split_cases(data, split, cfg.get("split_seed", 0), cfg.get("split_fractions"))
+
+
 def seen_in_training(cfg: dict) -> set[str]:
     """Artefact kinds the checkpoint's training augmentation imitated."""
     if cfg.get("augment") in ("strong", "mixed"):
@@ -88,9 +96,7 @@ def evaluate(
             raise ValueError(f"unknown artefact {k!r}; choose from {', '.join(artefacts.KINDS)}")
     model, cfg, norm = load_model(weights, device)
     pipeline = name_of(pipeline, cfg)  # an unknown name fails before any work
-    if cfg.get("refit") and split != "test":
-        raise ValueError(f"{weights}: a refit, trained on the {split} images too: score it on test")
-    cases = split_cases(data, split, cfg.get("split_seed", 0), cfg.get("split_fractions"))
+    cases = checkpoint_cases(weights, cfg, data, split)
     per = {k: {c: [] for c in COLUMNS} for k in ["clean", *kinds]}
     bar = tqdm(cases, desc=f"robustness {split}", disable=progress_disabled(progress))
     for name, image_path, mask_path in bar:

@@ -45,9 +45,19 @@ def test_a_refit_does_not_start_a_run_that_chooses_on_val(tiny_data, tmp_path):
 
 
 def test_robustness_of_a_refit_only_on_test(tmp_path):
+    """The suite and the two benchmarks that score on val refuse a refit there."""
+    from benchmarks import ensemble_val, pipeline_choice
+
     ckpt = model_ckpt(tmp_path / "refit.pt", refit=True)
-    with pytest.raises(ValueError, match=r"refit\.pt: a refit, trained on the val images too"):
-        robustness.evaluate(ckpt, tmp_path / "no-data", split="val")
+    other = model_ckpt(tmp_path / "other.pt")
+    no_data = tmp_path / "no-data"
+    why = r"refit\.pt: a refit, trained on the val images too"
+    with pytest.raises(ValueError, match=why):
+        robustness.evaluate(ckpt, no_data, split="val")
+    with pytest.raises(ValueError, match=why):
+        pipeline_choice.compare(ckpt, no_data, "val", ["robust"], ["clean"])
+    with pytest.raises(ValueError, match=r"other\.pt: a refit"):  # the ensemble holds a refit
+        ensemble_val.main([str(other), str(ckpt), "--data", str(no_data)])
 
 
 def test_cli_flag_and_folders_older_than_the_key(tmp_path):
