@@ -193,7 +193,8 @@ def draw_outline(image: np.ndarray, mask: np.ndarray, color=(0, 191, 255)) -> np
 def export_weights(
     results: Path, dest: Path = DEFAULT_WEIGHTS, pipeline: str | None = None
 ) -> Path:
-    """Copy the best run's checkpoint (highest best val IoU: chosen on val, never on test) to
+    """Copy the best run's checkpoint (highest best val IoU: chosen on val, never on test; a
+    refit only alone, as it trained on val) to
     ``dest`` in fp16, with its config beside it as ``<dest>.json``; return the run folder.
     ``pipeline`` (:mod:`seglib.pipeline`) is recorded in the config as the checkpoint's default
     inference pipeline."""
@@ -202,6 +203,11 @@ def export_weights(
     runs = [r for r in store.load_runs(results) if r["test"] and (r["dir"] / "best.pt").exists()]
     if not runs:
         raise FileNotFoundError(f"{results}: no finished run with a best.pt checkpoint")
+    if len(runs) > 1 and any(r["config"].get("refit") for r in runs):
+        raise ValueError(
+            f"{results}: {len(runs)} runs, refits among them (trained on val): none can be chosen "
+            "on val; export a folder holding the one run to ship"
+        )
     best = max(runs, key=lambda r: max(h["val_iou"] for h in r["history"]))
     ckpt = checkpoint.load_checkpoint(best["dir"] / "best.pt", "model")
     if pipeline is not None:

@@ -15,6 +15,7 @@ from tinyrun import tiny_config
 from seglib import checkpoint, robustness
 from seglib.__main__ import parser, run_configs
 from seglib.experiment import ConfigMismatch, check_config
+from seglib.predict import export_weights
 from seglib.train import fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,6 +34,11 @@ def test_refit_trains_on_train_and_val_and_keeps_the_last_epoch(tiny_data, tmp_p
     want = np.concatenate([x.mean(axis=(0, 2, 3)), x.std(axis=(0, 2, 3), ddof=1)])
     assert np.allclose(best["norm"].flatten().numpy(), want, atol=1e-5)
     assert "val" not in result and "val" not in json.loads((run / "test.json").read_text())
+    # exported alone it is the run to ship; beside another run nothing can choose between them
+    assert export_weights(tmp_path, tmp_path / "w.pt") == run
+    fit(tiny_config(root, epochs=1), data, split, tmp_path / "other", quiet=True, tta=False)
+    with pytest.raises(ValueError, match="2 runs, refits among them"):
+        export_weights(tmp_path, tmp_path / "w.pt")
 
 
 def test_a_refit_does_not_start_a_run_that_chooses_on_val(tiny_data, tmp_path):
