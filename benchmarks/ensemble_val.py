@@ -70,7 +70,6 @@ def main(argv=None) -> int:
     ap.add_argument("--pipeline", default="robust")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
-    torch.set_grad_enabled(False)
     model, cfg, norm = load_members(a.weights)
     cases = checkpoint_cases(a.weights[0], cfg, a.data, a.split)
     t0 = time.perf_counter()
