@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from test_checkpoint import model_ckpt
-from tinyrun import tiny_config
+from tinyrun import crash_at, tiny_config
 
 from seglib import checkpoint
 from seglib.__main__ import parser, run_configs
@@ -89,19 +89,10 @@ def test_swa_run_resumed_mid_average_ends_as_an_uninterrupted_one(tiny_data, tmp
     cfg = tiny_config(root, epochs=3, swa=2)
     fit(cfg, data, split, tmp_path / "whole", quiet=True, tta=False)
 
-    from seglib import faults
-
-    real_check = faults.check_finite
-
-    def crash_at_3(run_dir, epoch, row):
-        if epoch == 3:
-            raise KeyboardInterrupt
-        real_check(run_dir, epoch, row)
-
-    monkeypatch.setattr(faults, "check_finite", crash_at_3)
+    undo = crash_at(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         fit(cfg, data, split, tmp_path / "cut", quiet=True, tta=False)
-    monkeypatch.setattr(faults, "check_finite", real_check)
+    undo()
     fit(cfg, data, split, tmp_path / "cut", quiet=True, tta=False)
     a = _weights(checkpoint.load_checkpoint(tmp_path / "whole" / "best.pt")["model"])
     b = _weights(checkpoint.load_checkpoint(tmp_path / "cut" / "best.pt")["model"])

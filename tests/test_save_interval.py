@@ -8,9 +8,9 @@ import json
 
 import pytest
 import torch
-from tinyrun import tiny_config
+from tinyrun import crash_at, tiny_config
 
-from seglib import checkpoint, faults
+from seglib import checkpoint
 from seglib.train import fit, save_due
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -76,18 +76,11 @@ def test_crash_between_writes_resumes_from_the_last_one(tiny_data, tmp_path, mon
     data, split, root = tiny_data
     cfg = tiny_config(root, epochs=5, seed=0, lr=0.02)
     whole = fit(cfg, data, split, tmp_path / "whole", quiet=True, tta=False)
-    real_check = faults.check_finite
-
-    def crash_at_4(run_dir, epoch, row):
-        if epoch == 4:
-            raise KeyboardInterrupt
-        real_check(run_dir, epoch, row)
-
-    monkeypatch.setattr(faults, "check_finite", crash_at_4)
+    undo = crash_at(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
         fit(cfg, data, split, tmp_path / "cut", quiet=True, tta=False, save_share=NEVER)
     assert checkpoint.load_checkpoint(tmp_path / "cut" / "last.pt", "resume")["epoch"] == 1
-    monkeypatch.setattr(faults, "check_finite", real_check)
+    undo()
     cut = fit(cfg, data, split, tmp_path / "cut", quiet=True, tta=False, save_share=NEVER)
     assert len(json.loads((tmp_path / "cut" / "history.json").read_text())) == 5
     a, b = _weights(tmp_path / "whole" / "best.pt"), _weights(tmp_path / "cut" / "best.pt")

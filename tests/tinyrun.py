@@ -9,3 +9,19 @@ def tiny_config(root, **kw) -> RunConfig:
     """UNet width 4, depth 2, 32 px, 2 epochs, batch 4, on the dataset at ``root``."""
     base = dict(net="unet", loss="bce", size=32, width=4, depth=2, epochs=2, batch_size=4)
     return RunConfig(**(base | {"data": str(root)} | kw))
+
+
+def crash_at(monkeypatch, epoch: int):
+    """Make ``fit`` raise KeyboardInterrupt at ``epoch`` (in its finite-loss check); returns a
+    function that undoes it."""
+    from seglib import faults
+
+    real = faults.check_finite
+
+    def check(run_dir, e, row):
+        if e == epoch:
+            raise KeyboardInterrupt
+        real(run_dir, e, row)
+
+    monkeypatch.setattr(faults, "check_finite", check)
+    return lambda: monkeypatch.setattr(faults, "check_finite", real)
