@@ -38,7 +38,7 @@ def run_stats(run: dict) -> dict:
     nan = math.nan
     best = float(np.nanmax(score)) if len(score) and not np.isnan(score).all() else nan
     return {
-        "label": f"{cell_label(net, loss)} s{seed}",
+        "label": f"{cell_label(net, loss)} s{seed}" + (" (refit)" if _is_refit(run) else ""),
         "net": net,
         "loss": loss,
         "seed": seed,
@@ -56,6 +56,26 @@ def run_stats(run: dict) -> dict:
         "params": test.get("params"),
         "seconds": test.get("train_seconds"),
     }
+
+
+def _is_refit(run: dict) -> bool:
+    return bool((run.get("config") or {}).get("refit"))
+
+
+def refit_note(runs: list[dict]) -> list[str]:
+    """A warning line when some ``runs`` are refits (``run --refit``: trained on train + val),
+    whose "val" numbers are measured on images they learnt from; none otherwise."""
+    refits = [r for r in runs if _is_refit(r)]
+    if not refits:
+        return []
+    names = ", ".join(sorted(r["name"] for r in refits))
+    return [
+        f"**Refits** ({len(refits)} of {len(runs)} runs: {names}) trained on the val images too: "
+        "their val numbers (best val, convergence, train-val gap, spikes) are measured on images "
+        "they learnt from, and their checkpoint is the last epoch or the `--swa` average, not "
+        "a choice on val. Only their test numbers measure generalisation.",
+        "",
+    ]
 
 
 def _get(d: dict, key: str) -> float:
@@ -217,11 +237,13 @@ def summary(runs: list[dict]) -> str:
     conv, frac = _convergence(stats)
     over = [s for s in stats if s["iou_gap"] > OVERFIT_GAP]
     return "\n".join(
-        [
+        refit_note(runs)
+        + [
             f"{len(stats)} runs ({done} finished) over {len(cells(runs))} (net, loss) cells; "
             + (f"{lo} epochs each." if lo == hi else f"{lo} to {hi} epochs."),
             "",
-            "### Best (test set, best-val-IoU checkpoint)",
+            "### Best (test set, best-val-IoU checkpoint"
+            + ("; refits: see above)" if any(_is_refit(r) for r in runs) else ")"),
             *_best_lines(runs),
             "",
             "### Convergence",

@@ -214,6 +214,24 @@ def test_partial_grid_one_correlation_pair(tmp_path):
     assert "## Summary" in report.write_report(tmp_path, tmp_path / "r.md")
 
 
+def test_refit_runs_are_flagged(tmp_path):
+    """A refit (``run --refit``) trained on val: the summary warns that its val numbers are on
+    training images and names it, the details table marks its row; a grid without refits gets
+    neither."""
+    for loss in ("bce", "dice"):
+        write_run(tmp_path, "unet", loss, 0, score_of("unet", loss))
+    plain = report.write_report(tmp_path, tmp_path / "r.md")
+    assert "Refits" not in plain and "(refit)" not in plain
+    cfg = tmp_path / "unet_dice_s0" / "config.json"
+    cfg.write_text(json.dumps(json.loads(cfg.read_text()) | {"refit": True}))
+    text = report.write_report(tmp_path, tmp_path / "r.md")
+    assert "**Refits** (1 of 2 runs: unet_dice_s0) trained on the val images too" in text
+    assert "### Best (test set, best-val-IoU checkpoint; refits: see above)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| UNet+")]
+    assert any(r.startswith("| UNet+Dice s0 (refit) | 20 |") for r in rows)
+    assert any(r.startswith("| UNet+BCE s0 | 20 |") for r in rows)
+
+
 def test_tta_table_hand_made(tmp_path):
     """Two seeds of one cell: means of the plain and TTA numbers; runs without them left out."""
     for seed, (vp, vt, tp, tt) in enumerate([(0.80, 0.82, 0.70, 0.74), (0.84, 0.86, 0.72, 0.78)]):
