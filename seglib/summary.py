@@ -236,14 +236,15 @@ def summary(runs: list[dict]) -> str:
     lo, hi = min(s["epochs"] for s in stats), max(s["epochs"] for s in stats)
     conv, frac = _convergence(stats)
     over = [s for s in stats if s["iou_gap"] > OVERFIT_GAP]
+    note = refit_note(runs)
     return "\n".join(
-        refit_note(runs)
+        note
         + [
             f"{len(stats)} runs ({done} finished) over {len(cells(runs))} (net, loss) cells; "
             + (f"{lo} epochs each." if lo == hi else f"{lo} to {hi} epochs."),
             "",
             "### Best (test set, best-val-IoU checkpoint"
-            + ("; refits: see above)" if any(_is_refit(r) for r in runs) else ")"),
+            + ("; refits: see above)" if note else ")"),
             *_best_lines(runs),
             "",
             "### Convergence",
