@@ -48,6 +48,7 @@ VARIANTS = {
     "component_area": dataclasses.replace(ROBUST, component="area"),
     "component_mass": dataclasses.replace(ROBUST, component="mass"),
     "component_centre": dataclasses.replace(ROBUST, component="centre"),
+    "component_margin": dataclasses.replace(ROBUST, component="margin"),
 }
 
 

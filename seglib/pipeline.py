@@ -49,7 +49,7 @@ class Pipeline:
     zoom_max: float = 0.8  # no refinement when the window would cover this much of the frame
     zoom_min: float = 0.15  # the window covers at least this fraction of each side
     seed_prob: float = 0.1  # with an empty mask, refine around the likeliest region above this
-    component: str = "area"  # step 3 keeps the largest component by: area, mass or centre
+    component: str = "area"  # step 3 keeps the largest component by: area, mass, centre, margin
 
 
 PIPELINES = {
@@ -132,18 +132,21 @@ def component_weight(logits: np.ndarray, rule: str) -> np.ndarray | None:
     """Per-pixel weight by which step 3 compares components: None for "area" (pixel count),
     the probability for "mass", the probability times a centre prior ``max(0, 1 - r^2)`` for
     "centre" (``r``: distance from the frame centre, 1 at the middle of each edge), since
-    dermoscopy photos are framed on the lesion and stickers and dark corners sit at the edge."""
+    dermoscopy photos are framed on the lesion and stickers and dark corners sit at the edge;
+    "margin": the centre prior times the confidence margin ``max(0, 2p - 1)``, so a flat
+    region barely above probability 1/2 weighs almost nothing however large or central."""
     if rule == "area":
         return None
     prob = special.expit(logits)
     if rule == "mass":
         return prob
-    if rule != "centre":
-        raise ValueError(f"unknown component rule {rule!r}; choose area, mass or centre")
+    if rule not in ("centre", "margin"):
+        raise ValueError(f"unknown component rule {rule!r}; choose area, mass, centre or margin")
     h, w = logits.shape
     y = (np.arange(h) + 0.5) / h * 2 - 1
     x = (np.arange(w) + 0.5) / w * 2 - 1
-    return prob * np.clip(1 - y[:, None] ** 2 - x[None, :] ** 2, 0, None)
+    prior = np.clip(1 - y[:, None] ** 2 - x[None, :] ** 2, 0, None)
+    return prior * (prob if rule == "centre" else np.clip(2 * prob - 1, 0, None))
 
 
 def seed_region(logits: np.ndarray, mask: np.ndarray, prob: float) -> np.ndarray | None:

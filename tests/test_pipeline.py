@@ -66,10 +66,33 @@ def test_largest_component_by_weight_and_the_centre_prior_by_hand():
     want = 0.5 * np.array([[1 - 0.25 - 0.5625, 1 - 0.25 - 0.0625, 1 - 0.25 - 0.0625,
                             1 - 0.25 - 0.5625]] * 2)  # fmt: skip
     assert np.allclose(P.component_weight(logits, "centre"), want)
+    assert np.allclose(P.component_weight(logits, "margin"), 0)  # 2p - 1 = 0 at p = 1/2
+    sure = logits.copy()
+    sure[0, 1] = np.log(3)  # p = 3/4: margin 1/2, prior 1 - 1/4 - 1/16
+    assert np.isclose(P.component_weight(sure, "margin")[0, 1], 0.5 * 0.6875)
+    assert np.isclose(P.component_weight(-sure, "margin")[0, 1], 0)  # p = 1/4: clipped
     assert np.allclose(P.component_weight(logits, "mass"), 0.5)
     assert P.component_weight(logits, "area") is None
     with pytest.raises(ValueError, match="unknown component rule 'big'"):
         P.component_weight(logits, "big")
+
+
+def test_margin_rule_drops_a_flat_central_plateau_for_a_confident_edge_lesion():
+    """A large central region at probability 0.52 (the width-24 net's false blob on small
+    lesions) and a small confident lesion near the edge at 0.99: centre keeps the plateau,
+    margin the lesion. Hand-worked: on an 8 x 8 frame the plateau is the 2 x 2 middle (prior
+    1 - 2 * (1/8)^2 = 0.969 each; centre 4 * 0.52 * 0.969 = 2.02, margin 4 * 0.04 * 0.969 =
+    0.155), the lesion the single pixel (1, 1) (prior 1 - 2 * (5/8)^2 = 0.219; centre 0.217,
+    margin 0.98 * 0.219 = 0.214)."""
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    logits = np.full((8, 8), -5.0)
+    logits[3:5, 3:5] = logit(0.52)
+    logits[1, 1] = logit(0.99)
+    mask = logits > 0
+    centre = P.largest_component(mask, P.component_weight(logits, "centre"))
+    margin = P.largest_component(mask, P.component_weight(logits, "margin"))
+    assert centre[3:5, 3:5].all() and centre.sum() == 4
+    assert margin[1, 1] and margin.sum() == 1
 
 
 def test_seed_region_takes_the_mask_or_the_likeliest_region():
