@@ -1,0 +1,88 @@
+"""What the robust pipeline's one-region step (seglib.pipeline, step 3) chooses between: for each
+named image under an artefact, every connected region of the first pass (exposure step and
+input sizes of ``robust``, TTA) with its share of the frame, centre-weighted mass, share of the
+true lesion it covers and its mean / max probability, and which one the step keeps.
+
+    python benchmarks/component_probe.py CKPT --data PH2Dataset.tar.xz --split val \\
+        --kind small_lesion --below 0.1 --suite results/robustness/w24_192_mixed400_robust_val.json
+
+``--below`` picks the images whose IoU under ``--kind`` in a robustness ``--suite`` JSON is under
+it. Exploratory, on val: nothing is chosen with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage, special
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from seglib import artefacts  # noqa: E402
+from seglib import pipeline as P  # noqa: E402
+from seglib.predict import _frame_logits, load_model, read_rgb  # noqa: E402
+from seglib.robustness import checkpoint_cases, rng_for  # noqa: E402
+from seglib.score import read_truth  # noqa: E402
+
+
+def regions(logits: np.ndarray, truth: np.ndarray, rule: str) -> list[dict]:
+    """One dict per 8-connected region of ``logits > 0``, largest ``rule`` weight first."""
+    labels, n = ndimage.label(logits > 0, structure=np.ones((3, 3), bool))
+    weight = P.component_weight(logits, rule)
+    out = []
+    for i in range(1, n + 1):
+        r = labels == i
+        p = special.expit(logits[r])
+        out.append({
+            "frame": float(r.mean()),
+            "weight": float(r.sum() if weight is None else weight[r].sum()),
+            "covers_lesion": float((r & truth).sum() / max(truth.sum(), 1)),
+            "mean_p": float(p.mean()),
+            "max_p": float(p.max()),
+        })  # fmt: skip
+    return sorted(out, key=lambda d: -d["weight"])
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("weights")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--split", default="val", choices=("val", "test"))
+    ap.add_argument("--kind", default="small_lesion")
+    ap.add_argument("--suite", required=True, help="robustness JSON of this checkpoint")
+    ap.add_argument("--below", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    suite = json.loads(Path(a.suite).read_text())
+    row = next(r for r in suite["rows"] if r["kind"] == a.kind)
+    names = {n for n, v in zip(suite["names"], row["iou_per_image"]) if v < a.below}
+    model, cfg, norm = load_model(Path(a.weights))
+    p = P.PIPELINES["robust"]
+    sides = [P.input_size(cfg["size"], s) for s in p.scales]
+    target = float(norm[0].flatten().cpu().numpy() @ P.LUMA) * 255
+    with torch.inference_mode():
+        for name, image_path, mask_path in checkpoint_cases(
+            Path(a.weights), cfg, Path(a.data), a.split
+        ):
+            if name not in names:
+                continue
+            image = read_rgb(image_path)
+            truth = read_truth(mask_path, image.shape[:2])
+            image, truth = artefacts.apply(a.kind, image, truth, rng_for(a.seed, a.kind, name))
+            image = P.apply_gain(image, P.exposure_gain(image, target, p.exposure_band))
+            logits = _frame_logits(model, norm, image, sides, True)
+            print(
+                name,
+                f"lesion {truth.mean():.4f} of the frame; regions, kept first ({p.component}):",
+            )
+            for r in regions(logits, truth, p.component):
+                print("  " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
+
+
+if __name__ == "__main__":
+    main()
