@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seglib import artefacts  # noqa: E402
 from seglib import pipeline as P  # noqa: E402
-from seglib.predict import _frame_logits, load_model, read_rgb  # noqa: E402
+from seglib.predict import first_pass, load_model, read_rgb  # noqa: E402
 from seglib.robustness import checkpoint_cases, rng_for  # noqa: E402
 from seglib.score import read_truth  # noqa: E402
 
@@ -63,8 +63,6 @@ def main(argv=None) -> None:
     names = {n for n, v in zip(suite["names"], row["iou_per_image"]) if v < a.below}
     model, cfg, norm = load_model(Path(a.weights))
     p = P.PIPELINES["robust"]
-    sides = [P.input_size(cfg["size"], s) for s in p.scales]
-    target = float(norm[0].flatten().cpu().numpy() @ P.LUMA) * 255
     with torch.inference_mode():
         for name, image_path, mask_path in checkpoint_cases(
             Path(a.weights), cfg, Path(a.data), a.split
@@ -74,8 +72,7 @@ def main(argv=None) -> None:
             image = read_rgb(image_path)
             truth = read_truth(mask_path, image.shape[:2])
             image, truth = artefacts.apply(a.kind, image, truth, rng_for(a.seed, a.kind, name))
-            image = P.apply_gain(image, P.exposure_gain(image, target, p.exposure_band))
-            logits = _frame_logits(model, norm, image, sides, True)
+            _, logits = first_pass(model, cfg, norm, image, p)
             print(
                 name,
                 f"lesion {truth.mean():.4f} of the frame; regions, kept first ({p.component}):",

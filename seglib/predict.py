@@ -57,6 +57,16 @@ def _frame_logits(model, norm, image, sides: list[int], tta: bool) -> np.ndarray
     return (total / len(sides))[0, 0].numpy()
 
 
+def first_pass(model, cfg, norm, image, p: pipe.Pipeline, tta: bool = True):
+    """(image after the exposure step, its mean logits over ``p``'s input sizes at the image's
+    resolution): steps 1-2 of a non-plain pipeline, before the one-region step."""
+    if p.exposure:
+        target = float(norm[0].flatten().cpu().numpy() @ pipe.LUMA) * 255
+        image = pipe.apply_gain(image, pipe.exposure_gain(image, target, p.exposure_band))
+    sides = [pipe.input_size(cfg["size"], s) for s in p.scales]
+    return image, _frame_logits(model, norm, image, sides, tta)
+
+
 @torch.inference_mode()
 def predict_mask(
     model,
@@ -79,10 +89,7 @@ def predict_mask(
     sides = [pipe.input_size(cfg["size"], s) for s in p.scales]
     if p == pipe.PIPELINES["plain"]:
         return upsample_mask(_net_logits(model, norm, image, sides[0], tta).numpy(), out_size)
-    if p.exposure:
-        target = float(norm[0].flatten().cpu().numpy() @ pipe.LUMA) * 255
-        image = pipe.apply_gain(image, pipe.exposure_gain(image, target, p.exposure_band))
-    logits = _frame_logits(model, norm, image, sides, tta)
+    image, logits = first_pass(model, cfg, norm, image, p, tta)
     mask = logits > 0
     if p.largest:
         mask = pipe.largest_component(mask, pipe.component_weight(logits, p.component))
