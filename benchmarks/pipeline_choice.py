@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seglib import artefacts, store  # noqa: E402
 from seglib import pipeline as P  # noqa: E402
+from seglib.fetch import progress_disabled  # noqa: E402
 from seglib.predict import load_model, predict_mask, read_rgb  # noqa: E402
 from seglib.robustness import checkpoint_cases, rng_for, scores  # noqa: E402
 from seglib.score import read_truth  # noqa: E402
@@ -64,10 +66,14 @@ def compare(
     weights: Path, data: Path, split: str, variants: list[str], kinds: list[str], seeds=(0,)
 ) -> dict:
     """{variant: {kind: [IoU per image and artefact seed]}} on the ``split`` cases of ``data``
-    (each artefact drawn once per seed of ``seeds``; clean once)."""
+    (each artefact drawn once per seed of ``seeds``; clean once), with a progress bar per image
+    (off under CI or when output is not a terminal, as in ``seglib robustness``)."""
     model, cfg, norm = load_model(weights)
     out = {v: {k: [] for k in kinds} for v in variants}
-    for name, image_path, mask_path in checkpoint_cases(weights, cfg, data, split):
+    cases = checkpoint_cases(weights, cfg, data, split)
+    for name, image_path, mask_path in tqdm(
+        cases, desc=f"{split} images", disable=progress_disabled(None)
+    ):
         image = read_rgb(image_path)
         mask = read_truth(mask_path, image.shape[:2])
         for kind in kinds:
