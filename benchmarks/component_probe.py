@@ -1,10 +1,12 @@
 """What the robust pipeline's one-region step (seglib.pipeline, step 3) chooses between: for each
 named image under an artefact, every connected region of the first pass (exposure step and
 input sizes of ``robust``, TTA) with its share of the frame, centre-weighted mass, share of the
-true lesion it covers and its mean / max probability, and which one the step keeps.
+true lesion it covers and its mean / max probability, and which one the step keeps (by
+``--rule``, default the robust pipeline's).
 
     python benchmarks/component_probe.py CKPT --data PH2Dataset.tar.xz --split val \\
-        --kind small_lesion --below 0.1 --suite results/robustness/w24_192_mixed400_robust_val.json
+        --kind small_lesion --below 0.1 --suite results/robustness/w24_192_mixed400_robust_val.json \\
+        --rule centre
 
 ``--below`` picks the images whose IoU under ``--kind`` in a robustness ``--suite`` JSON is under
 it. Exploratory, on val: nothing is chosen with it.
@@ -57,12 +59,15 @@ def main(argv=None) -> None:
     ap.add_argument("--suite", required=True, help="robustness JSON of this checkpoint")
     ap.add_argument("--below", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rule", choices=("area", "mass", "centre", "margin"),
+                    help="component rule to rank by (default: the robust pipeline's)")  # fmt: skip
     a = ap.parse_args(argv)
     suite = json.loads(Path(a.suite).read_text())
     row = next(r for r in suite["rows"] if r["kind"] == a.kind)
     names = {n for n, v in zip(suite["names"], row["iou_per_image"]) if v < a.below}
     model, cfg, norm = load_model(Path(a.weights))
     p = P.PIPELINES["robust"]
+    rule = a.rule or p.component
     with torch.inference_mode():
         for name, image_path, mask_path in checkpoint_cases(
             Path(a.weights), cfg, Path(a.data), a.split
@@ -75,9 +80,9 @@ def main(argv=None) -> None:
             _, logits = first_pass(model, cfg, norm, image, p)
             print(
                 name,
-                f"lesion {truth.mean():.4f} of the frame; regions, kept first ({p.component}):",
+                f"lesion {truth.mean():.4f} of the frame; regions, kept first ({rule}):",
             )
-            for r in regions(logits, truth, p.component):
+            for r in regions(logits, truth, rule):
                 print("  " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
 
 

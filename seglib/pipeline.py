@@ -15,9 +15,10 @@ dermoscopes:
 3. the largest connected component only: a sticker or dark border predicted as a second region
    goes away (the usual post-processing of lesion segmentation, e.g. Codella et al. 2019,
    "Skin lesion analysis toward melanoma detection 2018", arXiv:1902.03368); largest by
-   summed probability weighted towards the frame centre (``component="centre"``: a small
-   lesion in the middle outweighs a larger disc or dark corner at the edge), or by area or
-   summed probability alone;
+   summed confidence margin ``2p - 1`` weighted towards the frame centre
+   (``component="margin"``: a small lesion in the middle outweighs a larger disc or dark corner
+   at the edge, and a flat region barely above 1/2 weighs almost nothing), or by summed
+   probability weighted towards the centre (``"centre"``), or by area or summed probability;
 4. zoom-in refinement: where the lesion (or, when no pixel passes 0.5, the most likely region
    above ``seed_prob``) is small in the frame, the window around it (``zoom`` times its box,
    the frame's aspect) is predicted again at the input size and replaces the coarse mask, so a
@@ -60,7 +61,7 @@ PIPELINES = {
         exposure_band=1.3,
         largest=True,
         zoom=2.0,
-        component="centre",
+        component="margin",
     ),
 }
 

@@ -95,6 +95,27 @@ def test_margin_rule_drops_a_flat_central_plateau_for_a_confident_edge_lesion():
     assert margin[1, 1] and margin.sum() == 1
 
 
+def test_component_probe_lists_regions_in_the_rules_order_by_hand():
+    """The hand-worked frame above: the probe ranks the plateau first by centre (2.02 vs 0.217)
+    and the lesion first by margin (0.214 vs 0.155), with each region's share of the frame,
+    of the true lesion (here the single pixel) and its probabilities."""
+    from benchmarks import component_probe as mod
+
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    logits = np.full((8, 8), -5.0)
+    logits[3:5, 3:5] = logit(0.52)
+    logits[1, 1] = logit(0.99)
+    truth = np.zeros((8, 8), bool)
+    truth[1, 1] = True
+    plateau = {"frame": 4 / 64, "covers_lesion": 0.0, "mean_p": 0.52, "max_p": 0.52}
+    lesion = {"frame": 1 / 64, "covers_lesion": 1.0, "mean_p": 0.99, "max_p": 0.99}
+    for rule, first, weights in (("centre", plateau, (2.0150, 0.2166)),
+                                 ("margin", lesion, (0.2144, 0.1550))):  # fmt: skip
+        out = mod.regions(logits, truth, rule)
+        assert len(out) == 2 and [r["weight"] for r in out] == pytest.approx(weights, abs=1e-3)
+        assert {k: out[0][k] for k in first} == pytest.approx(first)
+
+
 def test_seed_region_takes_the_mask_or_the_likeliest_region():
     logits = np.full((5, 5), -5.0)
     logits[1, 1], logits[1, 2] = -1.0, -2.0  # sigmoid 0.27, 0.12: one region above 0.1
@@ -191,20 +212,22 @@ def test_robust_keeps_the_largest_region_and_normalises_exposure():
     assert iou(fixed, lesion) > 0.9
 
 
-def test_centre_rule_keeps_the_centred_lesion_over_a_larger_dark_corner():
+def test_centre_and_margin_rules_keep_the_centred_lesion_over_a_larger_dark_corner():
     lesion, corner = disc((560, 768), (280, 384), 70), disc((560, 768), (0, 0), 170)
     img = photo([lesion, corner])
     norm = skin_norm()
     net, cfg = NormAware(norm), {"size": 64}
-    centre = dataclasses.replace(P.PIPELINES["robust"], zoom=0.0, scales=(1.0,))
-    assert centre.component == "centre"  # the shipped rule (chosen on val, docs/robustness.md)
-    area = dataclasses.replace(centre, component="area")
+    shipped = dataclasses.replace(P.PIPELINES["robust"], zoom=0.0, scales=(1.0,))
+    assert shipped.component == "margin"  # the shipped rule (chosen on val, docs/robustness.md)
+    area = dataclasses.replace(shipped, component="area")
     area = predict_mask(net, cfg, norm, img, tta=False, pipeline=area)
     assert corner.sum() > lesion.sum() and iou(area, corner) > 0.8  # the corner is larger
-    for out_size in (None, (280, 384)):  # at the photo's size, and reduced (weights resized)
-        out = predict_mask(net, cfg, norm, img, tta=False, pipeline=centre, out_size=out_size)
-        want = lesion if out_size is None else lesion[::2, ::2]
-        assert iou(out, want) > 0.8
+    for rule in ("centre", "margin"):
+        p = dataclasses.replace(shipped, component=rule)
+        for out_size in (None, (280, 384)):  # at the photo's size, and reduced (weights resized)
+            out = predict_mask(net, cfg, norm, img, tta=False, pipeline=p, out_size=out_size)
+            want = lesion if out_size is None else lesion[::2, ::2]
+            assert iou(out, want) > 0.8, (rule, out_size)
 
 
 def skin_norm():
