@@ -1,6 +1,6 @@
 """What the robust pipeline's one-region step (seglib.pipeline, step 3) chooses between: for each
 named image under an artefact, every connected region of the first pass (exposure step and
-input sizes of ``robust``, TTA) with its share of the frame, centre-weighted mass, share of the
+input sizes of ``robust``, TTA) with its share of the frame, its weight by the rule, share of the
 true lesion it covers and its mean / max probability, and which one the step keeps (by
 ``--rule``, default the robust pipeline's).
 
@@ -59,7 +59,7 @@ def main(argv=None) -> None:
     ap.add_argument("--suite", required=True, help="robustness JSON of this checkpoint")
     ap.add_argument("--below", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rule", choices=("area", "mass", "centre", "margin"),
+    ap.add_argument("--rule", choices=P.RULES,
                     help="component rule to rank by (default: the robust pipeline's)")  # fmt: skip
     a = ap.parse_args(argv)
     suite = json.loads(Path(a.suite).read_text())

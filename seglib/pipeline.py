@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage, special
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 luma weights
+RULES = ("area", "mass", "centre", "margin")  # how step 3 compares components
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,8 @@ def component_weight(logits: np.ndarray, rule: str) -> np.ndarray | None:
     prob = special.expit(logits)
     if rule == "mass":
         return prob
-    if rule not in ("centre", "margin"):
-        raise ValueError(f"unknown component rule {rule!r}; choose area, mass, centre or margin")
+    if rule not in RULES:
+        raise ValueError(f"unknown component rule {rule!r}; choose from {', '.join(RULES)}")
     h, w = logits.shape
     y = (np.arange(h) + 0.5) / h * 2 - 1
     x = (np.arange(w) + 0.5) / w * 2 - 1
