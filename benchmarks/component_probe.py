@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage, special
+from scipy import special
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,7 +34,7 @@ from seglib.score import read_truth  # noqa: E402
 
 def regions(logits: np.ndarray, truth: np.ndarray, rule: str) -> list[dict]:
     """One dict per 8-connected region of ``logits > 0``, largest ``rule`` weight first."""
-    labels, n = ndimage.label(logits > 0, structure=np.ones((3, 3), bool))
+    labels, n = P.label(logits > 0)
     weight = P.component_weight(logits, rule)
     out = []
     for i in range(1, n + 1):

@@ -85,6 +85,11 @@ def resolve(name: str | Pipeline | None, cfg: dict) -> Pipeline:
     return PIPELINES[name]
 
 
+def input_sides(train_size: int, p: Pipeline) -> list[int]:
+    """The square input sides of ``p`` (one per scale) for a net trained at ``train_size``."""
+    return [input_size(train_size, s) for s in p.scales]
+
+
 def input_size(train_size: int, scale: float) -> int:
     """Square input side for ``scale`` times the training size: the training size itself at
     scale 1, else a multiple of 16 (the nets halve the resolution four times), at least 16."""
@@ -120,10 +125,15 @@ def apply_gain(image: np.ndarray, gain: float) -> np.ndarray:
     return np.clip(np.rint(image * np.float32(gain)), 0, 255).astype(np.uint8)
 
 
+def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """(labels, count) of the 8-connected regions of ``mask`` (``scipy.ndimage.label``)."""
+    return ndimage.label(mask, structure=np.ones((3, 3), bool))
+
+
 def largest_component(mask: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
     """``mask`` with only its largest 8-connected component (ties: the first in raster order):
     largest by pixel count, or by the sum of ``weight`` (same shape) over it when given."""
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    labels, n = label(mask)
     if n <= 1:
         return mask.astype(bool)
     sizes = np.bincount(labels.ravel(), None if weight is None else weight.ravel())[1:]
@@ -159,7 +169,7 @@ def seed_region(logits: np.ndarray, mask: np.ndarray, prob: float) -> np.ndarray
     level = float(special.logit(prob))
     if logits.max() <= level:
         return None
-    labels, _ = ndimage.label(logits > level, structure=np.ones((3, 3), bool))
+    labels, _ = label(logits > level)
     return labels == labels.flat[int(np.argmax(logits))]
 
 

@@ -63,8 +63,7 @@ def first_pass(model, cfg, norm, image, p: pipe.Pipeline, tta: bool = True):
     if p.exposure:
         target = float(norm[0].flatten().cpu().numpy() @ pipe.LUMA) * 255
         image = pipe.apply_gain(image, pipe.exposure_gain(image, target, p.exposure_band))
-    sides = [pipe.input_size(cfg["size"], s) for s in p.scales]
-    return image, _frame_logits(model, norm, image, sides, tta)
+    return image, _frame_logits(model, norm, image, pipe.input_sides(cfg["size"], p), tta)
 
 
 @torch.inference_mode()
@@ -86,7 +85,7 @@ def predict_mask(
     (:mod:`seglib.pipeline`, step 3) and zoom-in refinement of small lesions."""
     p = pipe.resolve(pipeline, cfg)
     out_size = tuple(out_size or image.shape[:2])
-    sides = [pipe.input_size(cfg["size"], s) for s in p.scales]
+    sides = pipe.input_sides(cfg["size"], p)
     if p == pipe.PIPELINES["plain"]:
         return upsample_mask(_net_logits(model, norm, image, sides[0], tta).numpy(), out_size)
     image, logits = first_pass(model, cfg, norm, image, p, tta)
