@@ -89,9 +89,10 @@ def predict_mask(
     if p == pipe.PIPELINES["plain"]:
         return upsample_mask(_net_logits(model, norm, image, sides[0], tta).numpy(), out_size)
     image, logits = first_pass(model, cfg, norm, image, p, tta)
+    weight = pipe.component_weight(logits, p.component) if p.largest else None
     mask = logits > 0
     if p.largest:
-        mask = pipe.largest_component(mask, pipe.component_weight(logits, p.component))
+        mask = pipe.largest_component(mask, weight)
     region = pipe.seed_region(logits, mask, p.seed_prob) if p.zoom > 0 else None
     window = region is not None and pipe.zoom_window(region, p.zoom, p.zoom_max, p.zoom_min)
     if window:
@@ -99,12 +100,12 @@ def predict_mask(
         crop = _frame_logits(model, norm, image[top : top + h, left : left + w], sides, tta)
         logits = np.full(logits.shape, -1e4, np.float32)  # the lesion is inside the window
         logits[top : top + h, left : left + w] = crop
+        weight = pipe.component_weight(logits, p.component) if p.largest else None
     if not window and out_size == logits.shape:
         return mask  # the coarse mask is the answer (its component already chosen)
     mask = upsample_mask(logits, out_size) if out_size != logits.shape else logits > 0
     if not p.largest:
         return mask
-    weight = pipe.component_weight(logits, p.component)
     if weight is not None and weight.shape != out_size:
         weight = F.interpolate(torch.from_numpy(weight)[None, None], size=out_size,
                                mode="bilinear", align_corners=False)[0, 0].numpy()  # fmt: skip
