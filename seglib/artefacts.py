@@ -49,14 +49,23 @@ def _feather(n: int, width: float) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def small_lesion(image, mask, rng, fraction: tuple[float, float] = (0.008, 0.025)):
+def smooth_surround(image, mask, shape: tuple[int, int], scale: float, rng) -> np.ndarray:
+    """(H,W,3) float skin of the lesion's surrounding colour with gentle low-frequency variation:
+    the surround :func:`small_lesion` pastes the shrunken photo on (``scale`` unused)."""
+    return skin_colour(image, mask).astype(np.float32) + 6 * _smooth_field(rng, shape)[..., None]
+
+
+def small_lesion(
+    image, mask, rng, fraction: tuple[float, float] = (0.008, 0.025), surround=smooth_surround
+):
     """Zoom out: shrink the whole frame (image and mask alike, anti-aliased bilinear; the mask
     resized as float and thresholded at 0.5) so the lesion covers a uniform target fraction in
     ``fraction`` of the frame, and paste it at a random place on skin of the lesion's
     surrounding colour with gentle low-frequency variation; the pasted edge is feathered over
     10% of its side so no rectangle shows (a lesion cut by the frame loses the part faded below
     half: at most 19% of it, so the fraction stays above 0.5%). A lesion already at most
-    ``fraction[1]`` is left as it is."""
+    ``fraction[1]`` is left as it is. ``surround(image, mask, shape, scale, rng)`` makes the
+    skin around it (scale and place are drawn from ``rng`` before it is called)."""
     h, w = mask.shape
     f0 = mask.mean()
     if f0 <= fraction[1]:
@@ -67,7 +76,7 @@ def small_lesion(image, mask, rng, fraction: tuple[float, float] = (0.008, 0.025
     m = Image.fromarray(mask.astype(np.float32)).resize((sw, sh), Image.BILINEAR)
     small_mask = np.asarray(m) > 0.5
     top, left = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
-    canvas = skin_colour(image, mask).astype(np.float32) + 6 * _smooth_field(rng, (h, w))[..., None]
+    canvas = np.array(surround(image, mask, (h, w), s, rng), np.float32)
     alpha = _feather(sh, 0.1)[:, None] * _feather(sw, 0.1)[None, :]
     window = (slice(top, top + sh), slice(left, left + sw))
     canvas[window] = small * alpha[..., None] + canvas[window] * (1 - alpha[..., None])

@@ -1,0 +1,145 @@
+"""Small lesions on real skin: the suite's ``small_lesion`` kind pastes the shrunken photo on
+smooth skin colour (``seglib.artefacts.smooth_surround``), and the training augmentation does
+the same, so the suite may flatter a net on a real small lesion, which sits in textured skin.
+This probe scores a checkpoint on the same zoom-outs (same scale and place per image and
+artefact seed) with two surrounds: the smooth one, and one quilted from the photo's own
+lesion-free skin, shrunk by the same factor (:func:`skin_surround`). Never used in training.
+
+    python benchmarks/skin_surround_probe.py weights/best.pt --data PH2Dataset.tar.xz \\
+        --split val --seeds 0,1 --json results/robustness/skin_surround_val.json
+
+Prints the mean IoU per surround (each image at full resolution, the checkpoint's pipeline or ``--pipeline``),
+and how many images had too little skin for a tile (they get the smooth surround).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy import ndimage
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from seglib import artefacts, store  # noqa: E402
+from seglib.fetch import progress_disabled  # noqa: E402
+from seglib.pipeline import LUMA  # noqa: E402
+from seglib.predict import load_model, predict_mask, read_rgb  # noqa: E402
+from seglib.robustness import checkpoint_cases, rng_for, scores  # noqa: E402
+from seglib.score import read_truth  # noqa: E402
+
+
+def skin_mask(image: np.ndarray, mask: np.ndarray, margin: float = 0.03, black: float = 60.0):
+    """Lesion-free skin in the field of view: farther than ``margin`` of the short side from the
+    lesion (its halo is not skin) and brighter than luma ``black`` (not a dark field border)."""
+    far = ndimage.distance_transform_edt(~mask) > margin * min(mask.shape)
+    return far & (image.astype(np.float32) @ LUMA > black)
+
+
+def skin_surround(image, mask, shape, scale, rng, tile: int = 96, fallback=None):
+    """:func:`quilt`, shifted per channel to the mean colour of the skin near the lesion (that of
+    the smooth surround, ``seglib.artefacts.skin_colour``), so the two surrounds differ in
+    texture, not in colour (PH2's periphery, where most tiles come from, is darker)."""
+    out = quilt(image, mask, shape, scale, rng, tile, fallback)
+    return out - out.mean((0, 1)) + artefacts.skin_colour(image, mask)
+
+
+def quilt(image, mask, shape, scale, rng, tile: int = 96, fallback=None):
+    """(H,W,3) float skin quilted from ``image``'s lesion-free skin at ``scale``: square tiles
+    of side ``tile`` (full resolution) lying wholly in :func:`skin_mask`, drawn from ``rng``,
+    each shrunk by ``scale``, shifted to the skin's mean colour (a tile keeps its texture, not the
+    shading of the place it came from, so no patchwork shows) and laid on a grid at half-tile
+    steps with smoothstep weights,
+    normalised (image quilting, Efros & Freeman 2001, "Image quilting for texture synthesis and
+    transfer", SIGGRAPH, without its minimum-error seams). ``fallback`` (default: the smooth
+    surround) when no tile fits."""
+    h, w = shape
+    ok = ndimage.minimum_filter(skin_mask(image, mask), size=tile, mode="constant", cval=False)
+    ys, xs = np.nonzero(ok)  # tile centres whose whole tile is skin
+    if ys.size == 0:
+        return (fallback or artefacts.smooth_surround)(image, mask, shape, scale, rng)
+    mean = image[skin_mask(image, mask)].mean(0).astype(np.float32)
+    side = max(4, round(tile * scale))
+    step = max(1, side // 2)
+    weight = np.outer(artefacts._feather(side, 0.5), artefacts._feather(side, 0.5))[..., None]
+    acc = np.zeros((h + 2 * side, w + 2 * side, 3), np.float32)
+    tot = np.zeros((h + 2 * side, w + 2 * side, 1), np.float32)
+    for top in range(0, h + side, step):
+        for left in range(0, w + side, step):
+            k = int(rng.integers(ys.size))
+            y0, x0 = ys[k] - tile // 2, xs[k] - tile // 2
+            patch = Image.fromarray(image[y0 : y0 + tile, x0 : x0 + tile]).resize(
+                (side, side), Image.BILINEAR
+            )
+            patch = np.asarray(patch, np.float32)
+            patch += mean - patch.mean((0, 1))  # texture, not the vignetting's shading
+            acc[top : top + side, left : left + side] += weight * patch
+            tot[top : top + side, left : left + side] += weight
+    return (acc / np.maximum(tot, 1e-6))[side // 2 : side // 2 + h, side // 2 : side // 2 + w]
+
+
+def has_tile(image, mask, tile: int = 96) -> bool:
+    """Whether a whole skin tile fits in ``image`` (else the probe falls back to smooth skin)."""
+    ok = ndimage.minimum_filter(skin_mask(image, mask), size=tile, mode="constant", cval=False)
+    return bool(ok.any())
+
+
+def probe(weights: Path, data: Path, split: str, seeds, pipeline: str | None = None) -> dict:
+    """{"smooth": [IoU], "skin": [IoU], "no_tile": [names]}: per image and artefact seed, each
+    predicted through ``pipeline`` (default: the checkpoint's)."""
+    model, cfg, norm = load_model(weights)
+    out = {"smooth": [], "skin": [], "no_tile": []}
+    cases = checkpoint_cases(weights, cfg, data, split)
+    for name, image_path, mask_path in tqdm(cases, desc=split, disable=progress_disabled(None)):
+        image = read_rgb(image_path)
+        mask = read_truth(mask_path, image.shape[:2])
+        if not has_tile(image, mask):
+            out["no_tile"].append(name)
+        for seed in seeds:
+            for key, make in (("smooth", artefacts.smooth_surround), ("skin", skin_surround)):
+                rng = rng_for(seed, "small_lesion", name)
+                img, msk = artefacts.small_lesion(image, mask, rng, surround=make)
+                out[key].append(
+                    scores(predict_mask(model, cfg, norm, img, pipeline=pipeline), msk)["iou"]
+                )
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("weights")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--split", default="val", choices=("val", "test"))
+    ap.add_argument("--seeds", default="0", help="artefact seeds, comma list (default 0)")
+    ap.add_argument("--pipeline", help="plain or robust (default: the checkpoint's)")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    t0 = time.perf_counter()
+    res = probe(Path(a.weights), Path(a.data), a.split, seeds, a.pipeline)
+    print(f"{a.weights}, PH2 {a.split}, small_lesion seeds {seeds}, "
+          f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
+    for key in ("smooth", "skin"):
+        v = np.asarray(res[key])
+        print(
+            f"{key:6s} surround: mean IoU {v.mean():.3f}, below 0.5: {(v < 0.5).sum()} of {v.size}"
+        )
+    print(f"images without a skin tile (smooth surround used): {len(res['no_tile'])}")
+    if a.json:
+        store.write_json(
+            Path(a.json),
+            {"weights": a.weights, "split": a.split, "seeds": seeds, "pipeline": a.pipeline} | res,
+        )
+
+
+if __name__ == "__main__":
+    main()
