@@ -2,14 +2,16 @@
 smooth skin colour (``seglib.artefacts.smooth_surround``), and the training augmentation does
 the same, so the suite may flatter a net on a real small lesion, which sits in textured skin.
 This probe scores a checkpoint on the same zoom-outs (same scale and place per image and
-artefact seed) with two surrounds: the smooth one, and one quilted from the photo's own
-lesion-free skin, shrunk by the same factor (:func:`skin_surround`). Never used in training.
+artefact seed) with other surrounds (:data:`SURROUNDS`): the smooth one, one quilted from the
+photo's own lesion-free skin, shrunk by the same factor (:func:`skin_surround`), and the same
+with each tile's own brightness kept, a patchwork like blotchy, unevenly lit skin
+(:func:`patchwork_surround`). Never used in training.
 
     python benchmarks/skin_surround_probe.py weights/best.pt --data PH2Dataset.tar.xz \\
         --split val --seeds 0,1 --json results/robustness/skin_surround_val.json
 
-Prints the mean IoU per surround (each image at full resolution, the checkpoint's pipeline or ``--pipeline``),
-and how many images had too little skin for a tile (they get the smooth surround).
+Prints the mean IoU per surround (each image at full resolution, the checkpoint's pipeline or
+``--pipeline``), and how many images had too little skin for a tile (they get the smooth one).
 """
 
 from __future__ import annotations
@@ -42,20 +44,33 @@ def skin_mask(image: np.ndarray, mask: np.ndarray, margin: float = 0.03, black: 
     return far & (image.astype(np.float32) @ LUMA > black)
 
 
-def skin_surround(image, mask, shape, scale, rng, tile: int = 96, fallback=None):
+def skin_surround(image, mask, shape, scale, rng, tile=96, fallback=None, shading=False):
     """:func:`quilt`, shifted per channel to the mean colour of the skin near the lesion (that of
     the smooth surround, ``seglib.artefacts.skin_colour``), so the two surrounds differ in
     texture, not in colour (PH2's periphery, where most tiles come from, is darker)."""
-    out = quilt(image, mask, shape, scale, rng, tile, fallback)
+    out = quilt(image, mask, shape, scale, rng, tile, fallback, shading)
     return out - out.mean((0, 1)) + artefacts.skin_colour(image, mask)
 
 
-def quilt(image, mask, shape, scale, rng, tile: int = 96, fallback=None):
+def patchwork_surround(image, mask, shape, scale, rng):
+    """:func:`skin_surround` with each tile's own shading kept: a patchwork of brightness
+    (PH2's vignetted periphery next to its bright middle), like blotchy, unevenly lit skin."""
+    return skin_surround(image, mask, shape, scale, rng, shading=True)
+
+
+SURROUNDS = {
+    "smooth": artefacts.smooth_surround,
+    "skin": skin_surround,
+    "patchwork": patchwork_surround,
+}
+
+
+def quilt(image, mask, shape, scale, rng, tile: int = 96, fallback=None, shading=False):
     """(H,W,3) float skin quilted from ``image``'s lesion-free skin at ``scale``: square tiles
     of side ``tile`` (full resolution) lying wholly in :func:`skin_mask`, drawn from ``rng``,
     each shrunk by ``scale``, shifted to the skin's mean colour (a tile keeps its texture, not the
     shading of the place it came from, so no patchwork shows) and laid on a grid at half-tile
-    steps with smoothstep weights,
+    steps with smoothstep weights (``shading``: tiles keep their own mean colour),
     normalised (image quilting, Efros & Freeman 2001, "Image quilting for texture synthesis and
     transfer", SIGGRAPH, without its minimum-error seams). ``fallback`` (default: the smooth
     surround) when no tile fits."""
@@ -78,7 +93,8 @@ def quilt(image, mask, shape, scale, rng, tile: int = 96, fallback=None):
                 (side, side), Image.BILINEAR
             )
             patch = np.asarray(patch, np.float32)
-            patch += mean - patch.mean((0, 1))  # texture, not the vignetting's shading
+            if not shading:
+                patch += mean - patch.mean((0, 1))  # texture, not the vignetting's shading
             acc[top : top + side, left : left + side] += weight * patch
             tot[top : top + side, left : left + side] += weight
     return (acc / np.maximum(tot, 1e-6))[side // 2 : side // 2 + h, side // 2 : side // 2 + w]
@@ -90,11 +106,14 @@ def has_tile(image, mask, tile: int = 96) -> bool:
     return bool(ok.any())
 
 
-def probe(weights: Path, data: Path, split: str, seeds, pipeline: str | None = None) -> dict:
-    """{"smooth": [IoU], "skin": [IoU], "no_tile": [names]}: per image and artefact seed, each
-    predicted through ``pipeline`` (default: the checkpoint's)."""
+def probe(
+    weights: Path, data: Path, split: str, seeds, pipeline=None, surrounds=("smooth", "skin")
+):
+    """{surround: [IoU], ..., "no_tile": [names]}: per image and artefact seed, for each of
+    ``surrounds`` (keys of :data:`SURROUNDS`), predicted through ``pipeline`` (default: the
+    checkpoint's)."""
     model, cfg, norm = load_model(weights)
-    out = {"smooth": [], "skin": [], "no_tile": []}
+    out = {key: [] for key in surrounds} | {"no_tile": []}
     cases = checkpoint_cases(weights, cfg, data, split)
     for name, image_path, mask_path in tqdm(cases, desc=split, disable=progress_disabled(None)):
         image = read_rgb(image_path)
@@ -102,9 +121,9 @@ def probe(weights: Path, data: Path, split: str, seeds, pipeline: str | None = N
         if not has_tile(image, mask):
             out["no_tile"].append(name)
         for seed in seeds:
-            for key, make in (("smooth", artefacts.smooth_surround), ("skin", skin_surround)):
+            for key in surrounds:
                 rng = rng_for(seed, "small_lesion", name)
-                img, msk = artefacts.small_lesion(image, mask, rng, surround=make)
+                img, msk = artefacts.small_lesion(image, mask, rng, surround=SURROUNDS[key])
                 out[key].append(
                     scores(predict_mask(model, cfg, norm, img, pipeline=pipeline), msk)["iou"]
                 )
@@ -117,6 +136,7 @@ def main(argv=None) -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--split", default="val", choices=("val", "test"))
     ap.add_argument("--seeds", default="0", help="artefact seeds, comma list (default 0)")
+    ap.add_argument("--surrounds", default="smooth,skin", help=",".join(SURROUNDS))
     ap.add_argument("--pipeline", help="plain or robust (default: the checkpoint's)")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--json")
@@ -125,10 +145,11 @@ def main(argv=None) -> None:
         torch.set_num_threads(a.threads)
     seeds = [int(s) for s in a.seeds.split(",")]
     t0 = time.perf_counter()
-    res = probe(Path(a.weights), Path(a.data), a.split, seeds, a.pipeline)
+    surrounds = a.surrounds.split(",")
+    res = probe(Path(a.weights), Path(a.data), a.split, seeds, a.pipeline, surrounds)
     print(f"{a.weights}, PH2 {a.split}, small_lesion seeds {seeds}, "
           f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
-    for key in ("smooth", "skin"):
+    for key in surrounds:
         v = np.asarray(res[key])
         print(
             f"{key:6s} surround: mean IoU {v.mean():.3f}, below 0.5: {(v < 0.5).sum()} of {v.size}"

@@ -78,7 +78,7 @@ def run_configs(a) -> list:
         init=a.init and str(Path(a.init).resolve()),
         swa=a.swa,
         refit=a.refit or None,
-        augment={"basic": True, "strong": "strong", "mixed": "mixed"}.get(
+        augment={"basic": True, **{k: k for k in ("strong", "mixed", "mixed_patchy")}}.get(
             a.augment
         ),  # basic: configs unchanged
     )
@@ -207,9 +207,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--split", type=_fractions, help="train,val,test fractions (default .5,.25,.25)")
     r.add_argument(
         "--augment",
-        choices=("basic", "strong", "mixed"),
+        choices=("basic", "strong", "mixed", "mixed_patchy"),
         help="training augmentation: basic (default), strong (artefacts, colour, scale), mixed "
-        "(half the batches strong)",
+        "(half the batches strong), mixed_patchy (mixed, blotchy skin around small lesions)",
     )
     r.add_argument(
         "--init",

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .augment import augment
 
 SKIN = (0.80, 0.62, 0.52)  # fallback skin colour in [0,1] when an image has no background
+PATCHES = {"strong": 0.0, "mixed": 0.0, "mixed_patchy": 0.3}  # augment name: blotch amplitude
 DISC_COLOURS = (
     (0.97, 0.85, 0.15),  # yellow
     (0.98, 0.55, 0.12),  # orange
@@ -116,6 +117,7 @@ def random_geometry(
     aspect: float = 2.0,
     noise: float = 0.04,
     feather: float = 0.5,
+    patches: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random zoom, aspect change and position, the same for image and mask.
 
@@ -125,7 +127,10 @@ def random_geometry(
     ``scale``. The x/y scale ratio is log-uniform in [1/aspect, aspect] (3:2, 1:1 or rotated
     images resized to a square); the shift keeps the frame covered when zooming in and the whole
     content in the frame when zooming out. Uncovered pixels get the image's skin colour with
-    low-frequency variation of amplitude ``noise``, blended over ``feather`` (see :func:`affine`).
+    low-frequency variation of amplitude ``noise``, blended over ``feather`` (see :func:`affine`);
+    with ``patches`` > 0 its brightness also varies in blotches (a grey gain ``1 + a * field``,
+    ``a`` uniform in [0, ``patches``] per image, the field's cells 1/8, 1/16 or 1/32 of the frame),
+    as on freckled or unevenly lit skin around a small lesion.
     """
     b, _, h, w = img.shape
     frac = y.float().mean(dim=(1, 2, 3)).clamp_min(1e-4)
@@ -141,6 +146,10 @@ def random_geometry(
     room = torch.stack([(1 - sx).abs(), (1 - sy).abs()], 1)
     shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * room
     fill = background_colour(img, y) + noise * _smooth(gen, b, 3, h, w)
+    if patches > 0:
+        cells = (8, 16, 32)[int(torch.randint(3, (), generator=gen))]
+        gain = _u(gen, b, 1, 1, 1, hi=patches) * _smooth(gen, b, 1, h, w, cells=cells)
+        fill = fill * (1 + gain)
     return affine(img, y, sx, sy, shift, fill, feather)
 
 
@@ -248,13 +257,14 @@ def colour_jitter(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def augment_strong(
-    x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, norm: torch.Tensor
+    x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, norm: torch.Tensor, patches: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The strong training augmentation of a normalised batch (``RunConfig.augment="strong"``).
 
     Args:
         x: images (B,3,H,W) float, normalised with ``norm``. y: masks (B,1,H,W) float 0/1.
         gen: CPU generator for every random draw. norm: (2,1,3,1,1) mean and std in [0,1] units.
+        patches: blotchy brightness of the skin around zoomed-out photos (:func:`random_geometry`).
     Returns:
         the augmented (x, y), same shapes, dtypes and device; masks stay 0/1.
     """
@@ -263,7 +273,7 @@ def augment_strong(
     mean, std = norm[0].cpu().float(), norm[1].cpu().float()
     img = (x.detach().cpu().float() * std + mean).clamp(0, 1)
     m = y.detach().cpu().float()
-    img, m = random_geometry(img, m, gen)
+    img, m = random_geometry(img, m, gen, patches=patches)
     img, m = paste_discs(img, m, gen)
     img = draw_hair(img, gen)
     img, m = fov_border(img, m, gen)

@@ -54,7 +54,7 @@ def checkpoint_cases(weights: Path, cfg: dict, data: Path, split: str) -> list:
 
 def seen_in_training(cfg: dict) -> set[str]:
     """Artefact kinds the checkpoint's training augmentation imitated."""
-    if cfg.get("augment") in ("strong", "mixed"):
+    if cfg.get("augment") in ("strong", "mixed", "mixed_patchy"):
         return set(artefacts.TRAINED_KINDS)
     return set(BASIC_KINDS) if cfg.get("augment", True) else set()
 

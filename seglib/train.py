@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, faults, losses, metrics, models, store
 from .augment import augment
-from .augment_strong import augment_strong
+from .augment_strong import PATCHES, augment_strong
 from .device import Runtime, runtime
 from .tta import tta_logits
 
@@ -42,6 +42,7 @@ class RunConfig:
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # "cosine" | "plateau" | "none"
     augment: bool | str = True  # True: flips + mild jitter; "strong": augment_strong; "mixed": half
+    # the batches strong; "mixed_patchy": mixed, blotchy skin around zoomed-out photos
     loss_kw: dict = field(default_factory=dict)
     data: str = "synthetic"
     init: str | None = None  # a model checkpoint whose weights (and norm) start the run
@@ -236,8 +237,8 @@ def fit(
         union = torch.zeros((), device=rt.device)
         for idx in _batches(len(tr), cfg.batch_size, gen):
             x, y = _prep(rt, images, masks, tr[idx], norm)
-            if cfg.augment == "strong" or (cfg.augment == "mixed" and _coin(gen)):
-                x, y = augment_strong(x, y, gen, norm)
+            if cfg.augment == "strong" or (cfg.augment in PATCHES and _coin(gen)):
+                x, y = augment_strong(x, y, gen, norm, PATCHES[cfg.augment])
             elif cfg.augment:
                 x, y = augment(x, y, gen)
             loss, logits = train_step(rt, model, loss_fn, opt, scaler, x, y)

@@ -143,3 +143,32 @@ def test_mixed_augments_half_the_batches_strongly(synth_tree, cache, tmp_path, m
     from seglib.__main__ import parser
 
     assert parser().parse_args(["run", "--augment", "mixed"]).augment == "mixed"
+
+
+def test_patches_vary_only_the_skin_around_a_zoomed_out_photo():
+    """``patches``: the same geometry (drawn before the fill), the same pixels where the photo
+    is, blotchier skin where it is not; without it, the draws and the result are unchanged."""
+    y = torch.zeros(4, 1, 64, 64)
+    y[..., 16:48, 16:48] = 1
+    img = torch.full((4, 3, 64, 64), 0.6)  # one flat colour: any variation is the fill's
+    plain, m0 = random_geometry(img, y, torch.Generator().manual_seed(5), p_small=1.0, noise=0.0)
+    blotchy, m1 = random_geometry(
+        img, y, torch.Generator().manual_seed(5), p_small=1.0, noise=0.0, patches=0.3
+    )
+    assert torch.equal(m0, m1)
+    torch.testing.assert_close(
+        plain, torch.full_like(plain, 0.6), atol=1e-3, rtol=0
+    )  # skin = photo
+    assert (blotchy - 0.6).abs().amax() > 0.03  # blotches of up to 30% of 0.6
+    assert (blotchy - 0.6).abs().amax() <= 0.6 * 0.3 * 1.3  # bicubic overshoot of the field
+    inside = m1.bool().expand_as(blotchy)  # the photo, pasted at alpha >= 1/2
+    assert (blotchy[inside] - 0.6).abs().amax() < (blotchy[~inside] - 0.6).abs().amax()
+
+
+def test_mixed_patchy_reaches_the_config_and_counts_as_trained():
+    from seglib import artefacts, robustness
+    from seglib.__main__ import parser, run_configs
+
+    a = parser().parse_args(["run", "--augment", "mixed_patchy", "--preset", "smoke"])
+    assert {c.augment for c in run_configs(a)} == {"mixed_patchy"}
+    assert robustness.seen_in_training({"augment": "mixed_patchy"}) == set(artefacts.TRAINED_KINDS)

@@ -70,3 +70,14 @@ def test_zoom_out_scale_and_place_do_not_depend_on_the_surround():
     _, b = artefacts.small_lesion(image, mask, rng(7), surround=flat)
     assert np.array_equal(a, b) and 0.005 <= b.mean() <= 0.03
     assert 0.008 <= seen[0] ** 2 * mask.mean() <= 0.025  # the lesion's target fraction
+
+
+def test_patchwork_keeps_each_tiles_brightness_and_skin_does_not():
+    image, mask = photo()
+    image[:, :250] = image[:, :250] // 2  # the left half of the skin in shadow
+    image[mask] = (70, 45, 30)
+    skin = probe.skin_surround(image, mask, (300, 420), 0.5, rng(4), tile=48)
+    patch = probe.patchwork_surround(image, mask, (300, 420), 0.5, rng(4))
+    assert np.allclose(patch.mean((0, 1)), skin.mean((0, 1)), atol=0.05)  # the same colour
+    assert patch.std((0, 1)).min() > 20  # bright and dark tiles side by side
+    assert skin.std((0, 1)).max() < 10  # the scene's own texture only (values vary by <= 11)
