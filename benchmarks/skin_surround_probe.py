@@ -75,11 +75,11 @@ def quilt(image, mask, shape, scale, rng, tile: int = 96, fallback=None, shading
     transfer", SIGGRAPH, without its minimum-error seams). ``fallback`` (default: the smooth
     surround) when no tile fits."""
     h, w = shape
-    ok = ndimage.minimum_filter(skin_mask(image, mask), size=tile, mode="constant", cval=False)
-    ys, xs = np.nonzero(ok)  # tile centres whose whole tile is skin
+    skin = skin_mask(image, mask)
+    ys, xs = np.nonzero(tile_centres(skin, tile))
     if ys.size == 0:
         return (fallback or artefacts.smooth_surround)(image, mask, shape, scale, rng)
-    mean = image[skin_mask(image, mask)].mean(0).astype(np.float32)
+    mean = image[skin].mean(0).astype(np.float32)
     side = max(4, round(tile * scale))
     step = max(1, side // 2)
     weight = np.outer(artefacts._feather(side, 0.5), artefacts._feather(side, 0.5))[..., None]
@@ -100,10 +100,14 @@ def quilt(image, mask, shape, scale, rng, tile: int = 96, fallback=None, shading
     return (acc / np.maximum(tot, 1e-6))[side // 2 : side // 2 + h, side // 2 : side // 2 + w]
 
 
+def tile_centres(skin: np.ndarray, tile: int) -> np.ndarray:
+    """(H,W) bool: the centres of the ``tile``-sided squares lying wholly in ``skin``."""
+    return ndimage.minimum_filter(skin, size=tile, mode="constant", cval=False)
+
+
 def has_tile(image, mask, tile: int = 96) -> bool:
     """Whether a whole skin tile fits in ``image`` (else the probe falls back to smooth skin)."""
-    ok = ndimage.minimum_filter(skin_mask(image, mask), size=tile, mode="constant", cval=False)
-    return bool(ok.any())
+    return bool(tile_centres(skin_mask(image, mask), tile).any())
 
 
 def probe(
