@@ -9,6 +9,9 @@ from pathlib import Path
 
 from .threads import quiet_openmp
 
+# "basic" + seglib.augment_strong.PATCHES, spelt out so that the CLI starts without torch
+AUGMENTS = ("basic", "strong", "mixed", "mixed_patchy", "mixed_patchy_mild")
+
 quiet_openmp()  # before anything imports torch: idle OpenMP threads sleep (seglib/threads.py)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # seglib.device.PRECISIONS, without importing torch
@@ -78,7 +81,7 @@ def run_configs(a) -> list:
         init=a.init and str(Path(a.init).resolve()),
         swa=a.swa,
         refit=a.refit or None,
-        augment={"basic": True, **{k: k for k in ("strong", "mixed", "mixed_patchy")}}.get(
+        augment={"basic": True, **{k: k for k in AUGMENTS[1:]}}.get(
             a.augment
         ),  # basic: configs unchanged
     )
@@ -207,9 +210,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--split", type=_fractions, help="train,val,test fractions (default .5,.25,.25)")
     r.add_argument(
         "--augment",
-        choices=("basic", "strong", "mixed", "mixed_patchy"),
+        choices=AUGMENTS,
         help="training augmentation: basic (default), strong (artefacts, colour, scale), mixed "
-        "(half the batches strong), mixed_patchy (mixed, blotchy skin around small lesions)",
+        "(half the batches strong), mixed_patchy (mixed, blotchy skin around small lesions), "
+        "mixed_patchy_mild (the same, blotches half as strong)",
     )
     r.add_argument(
         "--init",

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from .augment import augment
 
 SKIN = (0.80, 0.62, 0.52)  # fallback skin colour in [0,1] when an image has no background
-PATCHES = {"strong": 0.0, "mixed": 0.0, "mixed_patchy": 0.3}  # augment name: blotch amplitude
+# augment name: blotch amplitude (the strong augmentations; "basic" is seglib.augment)
+PATCHES = {"strong": 0.0, "mixed": 0.0, "mixed_patchy": 0.3, "mixed_patchy_mild": 0.15}
 DISC_COLOURS = (
     (0.97, 0.85, 0.15),  # yellow
     (0.98, 0.55, 0.12),  # orange

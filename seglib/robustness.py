@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import artefacts, metrics, store
+from .augment_strong import PATCHES
 from .data import split_indices
 from .fetch import progress_disabled
 from .pipeline import name_of
@@ -54,7 +55,7 @@ def checkpoint_cases(weights: Path, cfg: dict, data: Path, split: str) -> list:
 
 def seen_in_training(cfg: dict) -> set[str]:
     """Artefact kinds the checkpoint's training augmentation imitated."""
-    if cfg.get("augment") in ("strong", "mixed", "mixed_patchy"):
+    if cfg.get("augment") in PATCHES:
         return set(artefacts.TRAINED_KINDS)
     return set(BASIC_KINDS) if cfg.get("augment", True) else set()
 

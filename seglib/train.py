@@ -42,7 +42,7 @@ class RunConfig:
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # "cosine" | "plateau" | "none"
     augment: bool | str = True  # True: flips + mild jitter; "strong": augment_strong; "mixed": half
-    # the batches strong; "mixed_patchy": mixed, blotchy skin around zoomed-out photos
+    # the batches strong; "mixed_patchy"(_mild): mixed, blotchy skin around zoomed-out photos
     loss_kw: dict = field(default_factory=dict)
     data: str = "synthetic"
     init: str | None = None  # a model checkpoint whose weights (and norm) start the run

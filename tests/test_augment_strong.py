@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seglib import experiment
-from seglib.augment_strong import affine, augment_strong, paste_discs, random_geometry
+from seglib.augment_strong import PATCHES, affine, augment_strong, paste_discs, random_geometry
 from seglib.data import load_ph2, split_indices
 from seglib.train import RunConfig, fit
 
@@ -165,10 +165,17 @@ def test_patches_vary_only_the_skin_around_a_zoomed_out_photo():
     assert (blotchy[inside] - 0.6).abs().amax() < (blotchy[~inside] - 0.6).abs().amax()
 
 
-def test_mixed_patchy_reaches_the_config_and_counts_as_trained():
+@pytest.mark.parametrize("name", ["mixed_patchy", "mixed_patchy_mild"])
+def test_mixed_patchy_reaches_the_config_and_counts_as_trained(name):
     from seglib import artefacts, robustness
     from seglib.__main__ import parser, run_configs
 
-    a = parser().parse_args(["run", "--augment", "mixed_patchy", "--preset", "smoke"])
-    assert {c.augment for c in run_configs(a)} == {"mixed_patchy"}
-    assert robustness.seen_in_training({"augment": "mixed_patchy"}) == set(artefacts.TRAINED_KINDS)
+    a = parser().parse_args(["run", "--augment", name, "--preset", "smoke"])
+    assert {c.augment for c in run_configs(a)} == {name}
+    assert robustness.seen_in_training({"augment": name}) == set(artefacts.TRAINED_KINDS)
+
+
+def test_cli_offers_every_augmentation():
+    from seglib.__main__ import AUGMENTS
+
+    assert set(AUGMENTS) == {"basic", *PATCHES}
