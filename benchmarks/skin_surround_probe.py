@@ -82,7 +82,7 @@ def quilt(image, mask, shape, scale, rng, tile: int = 96, fallback=None, shading
     mean = image[skin].mean(0).astype(np.float32)
     side = max(4, round(tile * scale))
     step = max(1, side // 2)
-    weight = np.outer(artefacts._feather(side, 0.5), artefacts._feather(side, 0.5))[..., None]
+    weight = np.outer(artefacts.feather(side, 0.5), artefacts.feather(side, 0.5))[..., None]
     acc = np.zeros((h + 2 * side, w + 2 * side, 3), np.float32)
     tot = np.zeros((h + 2 * side, w + 2 * side, 1), np.float32)
     for top in range(0, h + side, step):

@@ -42,7 +42,7 @@ def _smooth_field(rng, shape: tuple[int, int], cells: int = 4) -> np.ndarray:
     return np.asarray(Image.fromarray(grid).resize(shape[::-1], Image.BICUBIC))
 
 
-def _feather(n: int, width: float) -> np.ndarray:
+def feather(n: int, width: float) -> np.ndarray:
     """(n,) weights rising from 0 to 1 (smoothstep) over ``width * n`` pixels at both ends."""
     i = np.arange(n) + 0.5
     t = np.clip(np.minimum(i, n - i) / (width * n), 0, 1)
@@ -77,7 +77,7 @@ def small_lesion(
     small_mask = np.asarray(m) > 0.5
     top, left = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
     canvas = np.array(surround(image, mask, (h, w), s, rng), np.float32)
-    alpha = _feather(sh, 0.1)[:, None] * _feather(sw, 0.1)[None, :]
+    alpha = feather(sh, 0.1)[:, None] * feather(sw, 0.1)[None, :]
     window = (slice(top, top + sh), slice(left, left + sw))
     canvas[window] = small * alpha[..., None] + canvas[window] * (1 - alpha[..., None])
     out_mask = np.zeros_like(mask)

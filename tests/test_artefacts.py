@@ -184,3 +184,11 @@ def test_rotation_turns_image_and_mask_alike():
     assert np.array_equal(out[:, :, 0], [[6, 15], [3, 12], [0, 9]])
     drawn = {int(artefacts.rot90(image, mask, rng(s))[1].shape[0]) for s in range(10)}
     assert drawn == {2, 3}  # k = 2 keeps the shape, 1 and 3 swap it
+
+
+def test_feather_is_a_smoothstep_over_the_given_share_at_both_ends():
+    """feather(4, 0.5): pixel centres 0.5..3.5, distance to the nearer end over 2 px = 1/4, 3/4,
+    3/4, 1/4; smoothstep 3t^2 - 2t^3 = 5/32, 27/32, 27/32, 5/32. Wide inputs reach 1 inside."""
+    np.testing.assert_allclose(artefacts.feather(4, 0.5), [5 / 32, 27 / 32, 27 / 32, 5 / 32])
+    w = artefacts.feather(100, 0.1)
+    assert w[10:90].min() == 1.0 and w[0] < 0.01 and np.all(np.diff(w[:50]) >= 0)
