@@ -44,11 +44,11 @@ def skin_mask(image: np.ndarray, mask: np.ndarray, margin: float = 0.03, black: 
     return far & (image.astype(np.float32) @ LUMA > black)
 
 
-def skin_surround(image, mask, shape, scale, rng, tile=96, fallback=None, shading=False):
+def skin_surround(image, mask, shape, scale, rng, tile=96, shading=False):
     """:func:`quilt`, shifted per channel to the mean colour of the skin near the lesion (that of
     the smooth surround, ``seglib.artefacts.skin_colour``), so the two surrounds differ in
     texture, not in colour (PH2's periphery, where most tiles come from, is darker)."""
-    out = quilt(image, mask, shape, scale, rng, tile, fallback, shading)
+    out = quilt(image, mask, shape, scale, rng, tile, shading=shading)
     return out - out.mean((0, 1)) + artefacts.skin_colour(image, mask)
 
 
