@@ -11,9 +11,10 @@ from pathlib import Path
 
 import torch
 
-from seglib import checkpoint, losses, models, train
-from seglib.augment import augment
-from seglib.device import runtime
+from seglib import losses, models
+from seglib.augment.basic import augment
+from seglib.engine import checkpoint, train
+from seglib.runtime import runtime
 
 # Forward-only images (validation, test) cost about a third of a training image (forward +
 # backward ~ 3 forwards, the usual rule of thumb); fit's test phase evaluates ~900 images

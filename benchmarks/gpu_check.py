@@ -1,16 +1,17 @@
+# ruff: noqa: E402  (torch is imported after the time budget starts and tqdm is stubbed)
 """Course-scale check on a CUDA GPU, sized for a short lease of a GPU machine.
 
 Within ``--budget-s`` seconds (default 480) from the script's start:
 
 1. header: GPU name, compute capability, torch/CUDA/cuDNN versions, the precision ``auto``
-   picks there (``seglib.device``) and whether "fp32" may use TF32.
+   picks there (``seglib.runtime``) and whether "fp32" may use TF32.
 2. bench: each net (segnet, unet, unet2) at the course scale (``PRESETS["course"]``: 256 px,
    width 64, batch 25) trains ``--warm-steps`` untimed then ``--steps`` timed steps of
    ``train.fit``'s loop body on PH2 images, in fp32 and in the automatic precision; a row each
    (img/s, ms/step, peak GPU MB, seconds to save fit's checkpoints once) and a line
    ``ratio <net>: auto / fp32 = X.XXx img/s``.
 3. grid: the ``course`` preset (what ``python -m seglib run --preset course`` trains), in this
-   process through ``seglib.experiment`` and ``seglib.train.fit``, one run at a time into
+   process through ``seglib.engine.grid`` and ``seglib.engine.train.fit``, one run at a time into
    ``--out``. A run whose estimated time (``gpu_bench.estimate_run_s``) exceeds the time left
    is not started; a hard deadline (SIGALRM) stops a run the estimate got wrong, leaving it
    resumable from its ``last.pt``.
@@ -52,18 +53,16 @@ import time
 
 T0 = time.monotonic()  # the budget counts from here, before torch is imported
 
-import argparse  # noqa: E402
-import importlib.machinery  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-import types  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import importlib.machinery
+import os
+import signal
+import sys
+import types
+from datetime import datetime, timezone
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the repo root importable
-    sys.path.insert(0, str(ROOT))
 
 
 def _tqdm_stand_in() -> None:
@@ -104,13 +103,15 @@ def _tqdm_stand_in() -> None:
 
 _tqdm_stand_in()
 
-import torch  # noqa: E402
+import torch
 
-from benchmarks import gpu_bench, gpu_results  # noqa: E402
-from seglib import experiment, store, train  # noqa: E402
-from seglib.data import load_dataset, make_synthetic_ph2, split_indices  # noqa: E402
-from seglib.faults import RunFailed  # noqa: E402
-from seglib.fetch import cache_dir  # noqa: E402
+from benchmarks import gpu_bench, gpu_results
+from seglib import store
+from seglib.data.fetch import cache_dir
+from seglib.data.ph2 import load_dataset, split_indices
+from seglib.data.synth import make_synthetic_ph2
+from seglib.engine import grid, train
+from seglib.engine.failures import RunFailed
 
 TINY = {"size": 32, "width": 4, "depth": 2, "epochs": 2, "batch_size": 4}
 
@@ -132,8 +133,8 @@ def parse(argv):
     p.add_argument("--restore", default="gpu/gpu_check.tar.gz", help="an earlier archive")
     p.add_argument("--tiny", action="store_true", help="tiny synthetic scale (automatic on CPU)")
     p.add_argument("--sections", default="bench,grid", help="comma list of bench, grid")
-    p.add_argument("--nets", default=",".join(experiment.NETS))
-    p.add_argument("--losses", default=",".join(experiment.LOSSES))
+    p.add_argument("--nets", default=",".join(grid.NETS))
+    p.add_argument("--losses", default=",".join(grid.LOSSES))
     p.add_argument("--warm-steps", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--max-runs", type=int, default=None, help="train at most N runs this call")
@@ -164,7 +165,7 @@ def load(a):
     """(data, configs): tiny synthetic data and scale, or PH2 at the course scale."""
     if a.tiny:
         tree = make_synthetic_ph2(cache_dir() / "gpu-check-tiny", n=12, seed=0, shape=(48, 64))
-        cfgs = experiment.configs("course", a.nets, a.losses, data=str(tree), **TINY)
+        cfgs = grid.configs("course", a.nets, a.losses, data=str(tree), **TINY)
         return load_dataset(tree, size=TINY["size"], progress=False), cfgs
     path = Path(a.data)
     if not path.exists():
@@ -172,7 +173,7 @@ def load(a):
             f"{path}: no such file; copy the data there before the call "
             "(mkdir -p gpu && cp ../shared/data/PH2-256.tar gpu/) and carry ['gpu']"
         )
-    cfgs = experiment.configs("course", a.nets, a.losses, data=str(path))
+    cfgs = grid.configs("course", a.nets, a.losses, data=str(path))
     return load_dataset(path, size=cfgs[0].size, progress=False), cfgs
 
 
@@ -210,7 +211,7 @@ def bench(a, data, cfg, split) -> list[dict]:
     return rows
 
 
-def grid(a, data, cfgs, rows) -> dict:
+def train_grid(a, data, cfgs, rows) -> dict:
     """Train the runs one at a time while they fit in the time left; return the run log."""
     split = split_indices(len(data), seed=cfgs[0].split_seed, fractions=cfgs[0].split_fractions)
     auto = {r["net"]: r for r in rows if r["requested"] == "auto"}
@@ -224,7 +225,7 @@ def grid(a, data, cfgs, rows) -> dict:
     for cfg in cfgs:
         name = store.run_name(cfg.net, cfg.loss, cfg.seed)
         run_dir = a.out / name
-        experiment.check_config(run_dir, cfg)
+        grid.check_config(run_dir, cfg)
         if (run_dir / "test.json").exists():
             log["skipped"].append(name)
             continue
@@ -303,7 +304,7 @@ def main(argv=None) -> int:
         rows = bench(a, data, cfgs[0], split) if "bench" in a.sections else []
         call["bench"] = rows
         if "grid" in a.sections:
-            call["runs"] = grid(a, data, cfgs, rows)
+            call["runs"] = train_grid(a, data, cfgs, rows)
     except BaseException as e:  # recorded in gpu_check.json, then raised as usual
         call["error"] = f"{type(e).__name__}: {e}"
         raise

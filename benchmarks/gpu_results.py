@@ -61,7 +61,7 @@ def restore(archive: Path, out: Path) -> list[str]:
         prefix = f"{out.name}/"
         if not (out / SUMMARY).exists() and prefix + SUMMARY in files:
             json.loads(read(prefix + SUMMARY))  # refuse a damaged summary before writing it
-            store._atomic(out / SUMMARY, lambda f: f.write(read(prefix + SUMMARY)))
+            store.atomic_write(out / SUMMARY, lambda f: f.write(read(prefix + SUMMARY)))
         runs = {n.split("/")[1] for n in files if n.startswith(prefix) and n.count("/") == 2}
         for run in sorted(r for r in runs if _RUN.fullmatch(r)):
             if f"{prefix}{run}/test.json" not in files or (out / run / "test.json").exists():
@@ -71,7 +71,7 @@ def restore(archive: Path, out: Path) -> list[str]:
                 if member in files:
                     data = read(member)
                     json.loads(data)
-                    store._atomic(out / run / name, lambda f, d=data: f.write(d))
+                    store.atomic_write(out / run / name, lambda f, d=data: f.write(d))
             restored.append(run)
     return restored
 

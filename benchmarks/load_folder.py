@@ -1,7 +1,7 @@
 """Loading speed of a paired image/mask folder (project issue #15): first load and cached load.
 
 Generates ``--n`` ISIC-style pairs (``ISIC_nnnnnnn.jpg`` + ``ISIC_nnnnnnn_segmentation.png``, the
-synthetic PH2-like cases of ``seglib.synth`` at ``--height`` x ``--width``) once into ``--root``
+synthetic PH2-like cases of ``seglib.data.synth`` at ``--height`` x ``--width``) once into ``--root``
 (kept and reused: generation is not timed), then times ``seglib.data.load_dataset(root, size)``
 with an empty tensor cache (the first load: list, pair, decode, resize, save the cache) and then
 ``--repeats`` times from the cache (median). The targets (issue #15, 2 cores): first load of
@@ -11,8 +11,8 @@ The image files are read from the OS page cache when they were just generated; f
 first load, drop the page cache before running (Linux, root: ``sync; echo 3 >
 /proc/sys/vm/drop_caches``). Run on a quiet machine: other jobs on the cores skew the numbers.
 
-    python benchmarks/load_folder.py                       # 2000 pairs of 600x450 at 128 px
-    python benchmarks/load_folder.py --n 100 --root /tmp/isic100
+    python -m benchmarks.load_folder                       # 2000 pairs of 600x450 at 128 px
+    python -m benchmarks.load_folder --n 100 --root /tmp/isic100
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 FIRST_TARGET_S, CACHED_TARGET_S = 120.0, 5.0
 
@@ -46,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(a.root or Path(tempfile.gettempdir()) / f"seglib-isic-{a.n}-{a.width}x{a.height}")
     with tempfile.TemporaryDirectory(prefix="seglib-load-cache-") as cache:
         os.environ["SEGLIB_CACHE"] = cache  # an empty tensor cache: the first load is a first
-        from seglib.data import load_dataset
-        from seglib.synth import make_synthetic_pairs
+        from seglib.data.ph2 import load_dataset
+        from seglib.data.synth import make_synthetic_pairs
 
         t0 = time.perf_counter()
         top = make_synthetic_pairs(root, n=a.n, seed=0, layout="isic", shape=(a.height, a.width))

@@ -1,6 +1,6 @@
 """Where the time of one training step goes: torch.profiler's op table for a seglib net.
 
-Usage: python benchmarks/profile_step.py [--net unet] [--size 128] [--width 8] [--batch-size 8]
+Usage: python -m benchmarks.profile_step [--net unet] [--size 128] [--width 8] [--batch-size 8]
        [--threads N] [--channels-last 0|1] [--rows 15]
 """
 
@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from seglib import losses, models  # noqa: E402
+from seglib import losses, models
 
 
 def main(argv: list[str] | None = None) -> int:

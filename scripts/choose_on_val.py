@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 
 from seglib import store
-from seglib.analysis import cells, display, losses_of, nets_of
-from seglib.report import grid_markdown
+from seglib.report.analysis import cells, display, losses_of, nets_of
+from seglib.report.tables import grid_markdown
 
 
 def best_val(run: dict) -> float:

@@ -29,7 +29,7 @@ def run_name(net: str, loss: str, seed: int) -> str:
     return f"{net}_{loss}_s{seed}"
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -47,7 +47,7 @@ def _atomic(path: Path, write) -> None:
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     data = json.dumps(obj, indent=1, sort_keys=True).encode()
-    _atomic(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -59,7 +59,7 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 def save_torch(path: Path, obj: Any) -> None:
     """``torch.save`` atomically, so a crash never leaves a half-written checkpoint."""
-    _atomic(path, lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_runs(out: Path) -> list[dict]:

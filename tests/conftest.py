@@ -17,7 +17,7 @@ def cache(tmp_path, monkeypatch):
 def synth_tree(tmp_path_factory):
     """A tiny synthetic PH2 tree (6 cases of 48x64), shared: copy it before changing it.
     Returns the dataset root (the ``PH2Dataset`` folder)."""
-    from seglib.synth import make_synthetic_ph2
+    from seglib.data.synth import make_synthetic_ph2
 
     return make_synthetic_ph2(tmp_path_factory.mktemp("synth"), n=6, seed=1, shape=(48, 64))
 
@@ -38,7 +38,7 @@ def smoke_cache(tmp_path_factory):
     """A seglib cache folder (for env SEGLIB_CACHE) that already holds the synthetic dataset that
     ``resolve_data("synthetic", ...)`` writes (200 cases, seed 0), shared by the engine and CLI
     tests so it is generated once. Tests may add to it (tensor caches); never delete from it."""
-    from seglib.synth import make_synthetic_ph2
+    from seglib.data.synth import make_synthetic_ph2
 
     path = tmp_path_factory.mktemp("seglib-cache")
     make_synthetic_ph2(path / "synthetic", n=200, seed=0)
@@ -49,7 +49,7 @@ def smoke_cache(tmp_path_factory):
 def tiny_data(synth_tree):
     """(data, split, root): the 6-case synthetic tree at 32 px, split 4/1/1, for runs of a few
     seconds (configs from ``tinyrun.tiny_config``)."""
-    from seglib.data import load_ph2
+    from seglib.data.ph2 import load_ph2
 
     data = load_ph2(synth_tree, size=32, cache=False, progress=False)
     return data, ([0, 1, 2, 3], [4], [5]), synth_tree

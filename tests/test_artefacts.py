@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from seglib import artefacts, overlays
+from seglib.robustness import artefacts, drawn
 
 
 def scene(h=60, w=80, box=(20, 35, 30, 50)):
@@ -71,7 +71,7 @@ def test_small_lesion_leaves_small_lesions():
 
 def test_disc_occupies_the_pixels_within_its_radius():
     image = np.full((20, 30, 3), 100, np.uint8)
-    out, foot = overlays.paste_disc(image, (5.0, 10.0), 4.0, (245, 215, 40), rng())
+    out, foot = drawn.paste_disc(image, (5.0, 10.0), 4.0, (245, 215, 40), rng())
     yy, xx = np.mgrid[:20, :30]
     expect = (yy - 5) ** 2 + (xx - 10) ** 2 <= 16
     assert np.array_equal(foot, expect)
@@ -92,7 +92,7 @@ def test_discs_stay_off_the_lesion_and_reach_the_edge(seed):
 
 def test_ruler_ticks_are_evenly_spaced():
     image = np.full((40, 120, 3), 230, np.uint8)
-    out = overlays.draw_ruler(image, row=5, start=10, length=100, spacing=4)
+    out = drawn.draw_ruler(image, row=5, start=10, length=100, spacing=4)
     dark = (out < 100).all(-1)
 
     def starts(row):

@@ -5,10 +5,10 @@ training batch, and a run trains with ``augment="strong"``."""
 import pytest
 import torch
 
-from seglib import experiment
-from seglib.augment_strong import PATCHES, affine, augment_strong, paste_discs, random_geometry
-from seglib.data import load_ph2, split_indices
-from seglib.train import RunConfig, fit
+from seglib.augment.strong import PATCHES, affine, augment_strong, paste_discs, random_geometry
+from seglib.data.ph2 import load_ph2, split_indices
+from seglib.engine import grid
+from seglib.engine.train import RunConfig, fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -99,12 +99,12 @@ def test_augment_strong_keeps_a_valid_batch_and_is_deterministic():
 
 
 def test_cli_option_reaches_the_config_and_defaults_stay():
-    from seglib.__main__ import parser
+    from seglib.cli import parser
 
-    assert all(c.augment is True for c in experiment.configs("smoke", nets=["unet"]))
+    assert all(c.augment is True for c in grid.configs("smoke", nets=["unet"]))
     a = parser().parse_args(["run", "--augment", "strong"])
     assert a.augment == "strong"
-    cfg = experiment.configs("smoke", nets=["unet"], losses_=["bce"], augment="strong")[0]
+    cfg = grid.configs("smoke", nets=["unet"], losses_=["bce"], augment="strong")[0]
     assert cfg.augment == "strong"
 
 
@@ -119,7 +119,7 @@ def test_mixed_augments_half_the_batches_strongly(synth_tree, cache, tmp_path, m
     """``augment="mixed"``: each batch draws a coin from the run's generator; heads (p = 0.5)
     gets augment_strong, tails the basic augmentation, so about half of many batches are strong
     and the choice is reproducible."""
-    from seglib import train
+    from seglib.engine import train
 
     calls = {"strong": 0, "basic": 0}
     real_strong, real_basic = train.augment_strong, train.augment
@@ -140,7 +140,7 @@ def test_mixed_augments_half_the_batches_strongly(synth_tree, cache, tmp_path, m
     n = calls["strong"] + calls["basic"]
     assert n == 20 * len(split_indices(len(data))[0])  # every batch augmented exactly once
     assert 0.25 * n <= calls["strong"] <= 0.75 * n
-    from seglib.__main__ import parser
+    from seglib.cli import parser
 
     assert parser().parse_args(["run", "--augment", "mixed"]).augment == "mixed"
 
@@ -167,15 +167,15 @@ def test_patches_vary_only_the_skin_around_a_zoomed_out_photo():
 
 @pytest.mark.parametrize("name", ["mixed_patchy", "mixed_patchy_mild"])
 def test_mixed_patchy_reaches_the_config_and_counts_as_trained(name):
-    from seglib import artefacts, robustness
-    from seglib.__main__ import parser, run_configs
+    from seglib.cli import parser, run_configs
+    from seglib.robustness import artefacts, suite
 
     a = parser().parse_args(["run", "--augment", name, "--preset", "smoke"])
     assert {c.augment for c in run_configs(a)} == {name}
-    assert robustness.seen_in_training({"augment": name}) == set(artefacts.TRAINED_KINDS)
+    assert suite.seen_in_training({"augment": name}) == set(artefacts.TRAINED_KINDS)
 
 
 def test_cli_offers_every_augmentation():
-    from seglib.__main__ import AUGMENTS
+    from seglib.cli import AUGMENTS
 
     assert set(AUGMENTS) == {"basic", *PATCHES}

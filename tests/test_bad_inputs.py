@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from seglib.__main__ import main
+from seglib.cli import main
 
 CASE = "PH2 Dataset images/IMD{0:03d}/IMD{0:03d}_{1}/IMD{0:03d}{2}.bmp"
 

@@ -1,11 +1,11 @@
-"""Smoke test of benchmarks/throughput.py: it runs end to end and prints its table and ratio.
+"""Smoke test of seglib/bench/throughput.py: it runs end to end and prints its table and ratio.
 Not a timing test: the numbers depend on the machine and its load."""
 
 from __future__ import annotations
 
 import re
 
-from benchmarks.throughput import main
+from seglib.bench.throughput import main
 
 
 def test_bench_runs_end_to_end(synth_tree, cache, capsys):

@@ -16,10 +16,11 @@ import torch
 from PIL import Image
 from tinyrun import tiny_config
 
-from seglib import checkpoint, models, store
-from seglib.__main__ import main
-from seglib.synth import synthetic_case
-from seglib.train import fit
+from seglib import models, store
+from seglib.cli import main
+from seglib.data.synth import synthetic_case
+from seglib.engine import checkpoint
+from seglib.engine.train import fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -231,7 +232,7 @@ def test_saved_checkpoints_load_weights_only_for_every_schedule(tiny_data, tmp_p
 def test_shipped_weights_load_safely_and_predict():
     """weights/best.pt opens with weights_only=True and segments a PH2 image well (when the
     dataset is here) or at least a synthetic lesion."""
-    from seglib.predict import DEFAULT_WEIGHTS, load_model, predict_mask
+    from seglib.infer.predict import DEFAULT_WEIGHTS, load_model, predict_mask
 
     raw = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)
     assert all(v.dtype == torch.float16 for v in raw["model"].values() if v.is_floating_point())
@@ -253,9 +254,9 @@ REAL_ARCHIVE = Path(
 def test_shipped_weights_on_real_ph2_test_images(tmp_path):
     """``predict`` with the shipped weights on 5 PH2 test-split images at full resolution
     (768 x 560 BMPs): the masks match the experts' (mean IoU > 0.8; the README reports 0.91)."""
-    from seglib import fetch
-    from seglib.data import split_indices
-    from seglib.predict import DEFAULT_WEIGHTS, predict_files
+    from seglib.data import fetch
+    from seglib.data.ph2 import split_indices
+    from seglib.infer.predict import DEFAULT_WEIGHTS, predict_files
 
     images_dir = fetch.find_images_dir(fetch.extract_cached(REAL_ARCHIVE))
     cases = sorted(p for p in images_dir.iterdir() if fetch.is_case_dir(p))

@@ -1,13 +1,8 @@
 """scripts/choose_on_val.py: per cell, the run with the higher best val IoU wins (B must beat A)."""
 
 import json
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-
-import choose_on_val  # noqa: E402
+from scripts import choose_on_val
 
 
 def write(out, net, loss, val_ious, test_score):

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seglib import experiment, store
-from seglib.__main__ import main
-from seglib.data import load_ph2
-from seglib.synth import synthetic_case
+from seglib import store
+from seglib.cli import main
+from seglib.data.ph2 import load_ph2
+from seglib.data.synth import synthetic_case
+from seglib.engine import grid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,7 +59,7 @@ def test_help(cmd, tmp_path):
 
 
 def test_help_is_plain_text_and_every_option_explained():
-    from seglib.__main__ import parser
+    from seglib.cli import parser
 
     p = parser()
     assert "`" not in p.description and "``" not in p.format_help()
@@ -150,8 +151,8 @@ def tiny_results(smoke_cache, tmp_path, monkeypatch):
     """A finished grid of 2 runs (UNet x BCE, Dice; 1 epoch) trained in process."""
     monkeypatch.setenv("SEGLIB_CACHE", str(smoke_cache))
     out = tmp_path / "results"
-    cfgs = experiment.configs("smoke", nets=("unet",), losses_=("bce", "dice"), epochs=1)
-    experiment.run_grid(cfgs, out, device="cpu", quiet=True)
+    cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce", "dice"), epochs=1)
+    grid.run_grid(cfgs, out, device="cpu", quiet=True)
     return out
 
 

@@ -1,4 +1,4 @@
-"""seglib.data: finding, decoding, resizing, binarising, caching PH2; errors; the split."""
+"""seglib.data.ph2: finding, decoding, resizing, binarising, caching PH2; errors; the split."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from seglib import data, fetch
-from seglib.data import IMAGES_DIR, PH2Data, PH2Error, load_ph2, split_indices
-from seglib.synth import synthetic_case
+from seglib.data import fetch, ph2
+from seglib.data.fetch import IMAGES_DIR
+from seglib.data.ph2 import PH2Data, load_ph2, split_indices
+from seglib.data.synth import synthetic_case
+from seglib.errors import PH2Error
 
 REAL_ARCHIVE = Path(
     os.environ.get("SEGLIB_PH2")
@@ -193,7 +195,7 @@ def test_tensor_cache_is_used_and_invalidated(synth_tree, tmp_path, cache, monke
         raise AssertionError("decoded again")
 
     with monkeypatch.context() as m:
-        m.setattr(data, "read_image", no_decoding)
+        m.setattr(ph2, "read_square", no_decoding)
         assert_same(load_ph2(images, size=16), first)
     assert load_ph2(images, size=8).images.shape[-1] == 8  # another size, another entry
     mask_file = images / "IMD003" / "IMD003_lesion" / "IMD003_lesion.bmp"

@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from seglib import checkpoint, experiment, models, store
-from seglib.data import load_ph2, split_indices
-from seglib.synth import synthetic_case
+from seglib import models, store
+from seglib.data.ph2 import load_ph2, split_indices
+from seglib.data.synth import synthetic_case
+from seglib.engine import checkpoint, grid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -49,7 +50,7 @@ def env_cache(smoke_cache, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def grid(smoke_cache, tmp_path_factory):
+def smoke_grid(smoke_cache, tmp_path_factory):
     """The full smoke grid (3 nets x 4 losses, synthetic n=200, 4 epochs), trained once in fp32
     (the reference computations below are fp32)."""
     out = tmp_path_factory.mktemp("smoke-grid")
@@ -58,8 +59,8 @@ def grid(smoke_cache, tmp_path_factory):
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SEGLIB_CACHE", str(smoke_cache))
-            cfgs = experiment.configs("smoke")
-            results = experiment.run_grid(cfgs, out, device="cpu", quiet=True, precision="fp32")
+            cfgs = grid.configs("smoke")
+            results = grid.run_grid(cfgs, out, device="cpu", quiet=True, precision="fp32")
     finally:
         torch.set_num_threads(threads)
     return out, cfgs, results
@@ -86,9 +87,9 @@ def without_seconds(history: list[dict]) -> list[dict]:
 # --- the smoke grid -------------------------------------------------------------------------
 
 
-def test_smoke_grid_writes_every_run(grid):
-    out, cfgs, results = grid
-    names = {f"{n}_{lo}_s0" for n in experiment.NETS for lo in experiment.LOSSES}
+def test_smoke_grid_writes_every_run(smoke_grid):
+    out, cfgs, results = smoke_grid
+    names = {f"{n}_{lo}_s0" for n in grid.NETS for lo in grid.LOSSES}
     assert len(cfgs) == 12 and len(results) == 12
     assert {p.name for p in out.iterdir() if p.is_dir()} == names
     _, _, test_idx = split_indices(200, seed=0)
@@ -154,10 +155,10 @@ def numpy_iou(pred, truth):
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0), union
 
 
-def test_test_metrics_recomputed_from_best_checkpoint(grid, env_cache):
+def test_test_metrics_recomputed_from_best_checkpoint(smoke_grid, env_cache):
     """Evaluate each run's best.pt on the test split here, with numpy IoU: same values, with
     test-time augmentation for the headline and without it for ``plain``."""
-    out, cfgs, _ = grid
+    out, cfgs, _ = smoke_grid
     data = load_ph2(env_cache / "synthetic" / "PH2Dataset", size=64)
     train_idx, _, test_idx = split_indices(len(data), seed=0)
     x_train = data.images[train_idx].double() / 255
@@ -190,8 +191,8 @@ def test_test_metrics_recomputed_from_best_checkpoint(grid, env_cache):
         )
 
 
-def test_rerun_returns_results_without_retraining(grid, env_cache, monkeypatch):
-    out, cfgs, results = grid
+def test_rerun_returns_results_without_retraining(smoke_grid, env_cache, monkeypatch):
+    out, cfgs, results = smoke_grid
     before = snapshot(out)
 
     def no_training(*args, **kwargs):
@@ -200,9 +201,9 @@ def test_rerun_returns_results_without_retraining(grid, env_cache, monkeypatch):
     def no_data(*args, **kwargs):
         raise AssertionError("data loaded for a finished grid")
 
-    monkeypatch.setattr(experiment, "fit", no_training)
-    monkeypatch.setattr(experiment, "resolve_data", no_data)
-    again = experiment.run_grid(experiment.configs("smoke"), out, device="cpu", quiet=True)
+    monkeypatch.setattr(grid, "fit", no_training)
+    monkeypatch.setattr(grid, "resolve_data", no_data)
+    again = grid.run_grid(grid.configs("smoke"), out, device="cpu", quiet=True)
     assert again == results
     assert snapshot(out) == before
 
@@ -257,8 +258,8 @@ def test_kill_mid_run_then_resume(smoke_cache, env_cache, tmp_path):
     resumed = store.read_json(out / "unet_bce_s0" / "test.json")
 
     # the same config, never interrupted (in this process, also one thread)
-    cfgs = experiment.configs("smoke", nets=("unet",), losses_=("bce",), epochs=8)
-    (whole,) = experiment.run_grid(cfgs, tmp_path / "whole", device="cpu", quiet=True)
+    cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce",), epochs=8)
+    (whole,) = grid.run_grid(cfgs, tmp_path / "whole", device="cpu", quiet=True)
     reference = store.read_json(tmp_path / "whole" / "unet_bce_s0" / "history.json")
     assert without_seconds(final) == without_seconds(reference)
     np.testing.assert_allclose(resumed["iou_per_image"], whole["iou_per_image"], atol=1e-6)
@@ -271,30 +272,30 @@ def test_kill_mid_run_then_resume(smoke_cache, env_cache, tmp_path):
 def test_mismatched_config_is_refused(env_cache, tmp_path):
     out = tmp_path / "out"
     base = {"nets": ("unet",), "losses_": ("bce",), "epochs": 1}
-    experiment.run_grid(experiment.configs("smoke", **base), out, device="cpu", quiet=True)
+    grid.run_grid(grid.configs("smoke", **base), out, device="cpu", quiet=True)
     run = out / "unet_bce_s0"
     before = snapshot(out)
 
-    with pytest.raises(experiment.ConfigMismatch) as e:
-        experiment.run_grid(experiment.configs("smoke", **base | {"lr": 1e-3}), out, quiet=True)
+    with pytest.raises(grid.ConfigMismatch) as e:
+        grid.run_grid(grid.configs("smoke", **base | {"lr": 1e-3}), out, quiet=True)
     msg = str(e.value)
     assert str(run) in msg and "lr" in msg and "0.003" in msg and "0.001" in msg
     assert "epochs" not in msg
 
-    with pytest.raises(experiment.ConfigMismatch, match=r"epochs: saved 1 vs requested 3"):
-        experiment.run_grid(experiment.configs("smoke", **base | {"epochs": 3}), out, quiet=True)
+    with pytest.raises(grid.ConfigMismatch, match=r"epochs: saved 1 vs requested 3"):
+        grid.run_grid(grid.configs("smoke", **base | {"epochs": 3}), out, quiet=True)
 
     # a grid with one new run and one mismatched run is refused before any work is done
-    cfgs = experiment.configs("smoke", nets=("unet",), losses_=("dice", "bce"), width=16, epochs=1)
-    with pytest.raises(experiment.ConfigMismatch, match="width"):
-        experiment.run_grid(cfgs, out, quiet=True)
+    cfgs = grid.configs("smoke", nets=("unet",), losses_=("dice", "bce"), width=16, epochs=1)
+    with pytest.raises(grid.ConfigMismatch, match="width"):
+        grid.run_grid(cfgs, out, quiet=True)
     assert not (out / "unet_dice_s0").exists()
     assert snapshot(out) == before
 
     # a label (data / preset name) is not a mismatch: same run, results returned as they are
-    relabelled = experiment.configs("smoke", **base)
+    relabelled = grid.configs("smoke", **base)
     relabelled[0].preset = "renamed"
-    (result,) = experiment.run_grid(relabelled, out, quiet=True)
+    (result,) = grid.run_grid(relabelled, out, quiet=True)
     assert result == store.read_json(run / "test.json")
     assert snapshot(out) == before
 
@@ -318,8 +319,8 @@ def expected_mask(ckpt: dict, image: np.ndarray, tta: bool = True) -> np.ndarray
     return F.interpolate(logits, size=image.shape[:2], mode="bilinear")[0, 0].numpy() > 0
 
 
-def test_predict_writes_masks_at_input_resolution(grid, tmp_path):
-    out, _, results = grid
+def test_predict_writes_masks_at_input_resolution(smoke_grid, tmp_path):
+    out, _, results = smoke_grid
     # the smoke run with the best test IoU, so that the masks are not trivially empty
     best = max(results, key=lambda r: r["iou"])
     run = next(p for p in out.iterdir() if store.read_json(p / "test.json") == best)
@@ -363,12 +364,12 @@ def test_predict_writes_masks_at_input_resolution(grid, tmp_path):
     assert (pred == expected_mask(ckpt, inputs["img1.bmp"][0], tta=False)).mean() > 0.999
 
 
-def test_evaluate_retests_runs_with_and_without_tta(grid, env_cache, tmp_path):
+def test_evaluate_retests_runs_with_and_without_tta(smoke_grid, env_cache, tmp_path):
     """`python -m seglib evaluate` rewrites test.json from best.pt: --no-tta gives the plain
     numbers as headline, the default gives back the TTA numbers; the training device is kept."""
     import shutil
 
-    out, cfgs, _ = grid
+    out, cfgs, _ = smoke_grid
     names = [store.run_name(c.net, c.loss, c.seed) for c in cfgs[:2]]
     for name in names:
         shutil.copytree(out / name, tmp_path / "res" / name)
@@ -394,14 +395,12 @@ def test_evaluate_retests_runs_with_and_without_tta(grid, env_cache, tmp_path):
 # --- determinism ----------------------------------------------------------------------------
 
 
-def test_cpu_fits_are_deterministic(grid, env_cache, tmp_path):
+def test_cpu_fits_are_deterministic(smoke_grid, env_cache, tmp_path):
     """The same configs (same seed) trained again into another folder: identical histories
     except ``seconds`` and identical test metrics."""
-    out, _, _ = grid
-    cfgs = experiment.configs("smoke", losses_=("bce",))
-    again = experiment.run_grid(
-        cfgs, tmp_path / "again", device="cpu", quiet=True, precision="fp32"
-    )
+    out, _, _ = smoke_grid
+    cfgs = grid.configs("smoke", losses_=("bce",))
+    again = grid.run_grid(cfgs, tmp_path / "again", device="cpu", quiet=True, precision="fp32")
     for cfg, result in zip(cfgs, again):
         name = store.run_name(cfg.net, cfg.loss, cfg.seed)
         first = store.read_json(out / name / "test.json")
@@ -417,11 +416,11 @@ def test_cpu_fits_are_deterministic(grid, env_cache, tmp_path):
 
 def test_preset_per_run_weight_decay(monkeypatch):
     """A preset's (net, loss) weight decay reaches only that run; --weight-decay wins."""
-    preset = experiment.PRESETS["smoke"]
+    preset = grid.PRESETS["smoke"]
     cells = (("unet", "focal", 0.0), ("segnet", "bce", 0.2))
     custom = dataclasses.replace(preset, weight_decay=1e-3, cell_weight_decay=cells)
-    monkeypatch.setitem(experiment.PRESETS, "smoke", custom)
-    cfgs = experiment.configs("smoke", nets=("unet", "segnet"), losses_=("bce", "focal"))
+    monkeypatch.setitem(grid.PRESETS, "smoke", custom)
+    cfgs = grid.configs("smoke", nets=("unet", "segnet"), losses_=("bce", "focal"))
     got = [(c.net, c.loss, c.weight_decay) for c in cfgs]
     assert got == [
         ("unet", "bce", 1e-3),
@@ -429,5 +428,5 @@ def test_preset_per_run_weight_decay(monkeypatch):
         ("segnet", "bce", 0.2),
         ("segnet", "focal", 1e-3),
     ]
-    cfgs = experiment.configs("smoke", nets=("unet",), losses_=("bce", "focal"), weight_decay=0.5)
+    cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce", "focal"), weight_decay=0.5)
     assert [c.weight_decay for c in cfgs] == [0.5, 0.5]

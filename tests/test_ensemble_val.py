@@ -1,4 +1,4 @@
-"""benchmarks/ensemble_val.py: the members' logits averaged; members that need other inputs refused."""
+"""scripts/ensemble_val.py: the members' logits averaged; members that need other inputs refused."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from test_checkpoint import model_ckpt
 
-from benchmarks import ensemble_val as mod
+from scripts import ensemble_val as mod
 
 
 class Const(torch.nn.Module):

@@ -16,11 +16,12 @@ import pytest
 import torch
 from tinyrun import tiny_config
 
-from seglib import checkpoint, experiment, models, store
-from seglib.__main__ import main
-from seglib.faults import FAILED, GridFailed, RunFailed
-from seglib.runlock import LOCK_NAME, RunLock, RunLocked
-from seglib.train import fit
+from seglib import models, store
+from seglib.cli import main
+from seglib.engine import checkpoint, grid
+from seglib.engine.failures import FAILED, GridFailed, RunFailed
+from seglib.engine.runlock import LOCK_NAME, RunLock, RunLocked
+from seglib.engine.train import fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 HOLD = """
 import sys, time
-from seglib.runlock import RunLock
+from seglib.engine.runlock import RunLock
 with RunLock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)
@@ -116,7 +117,7 @@ def test_empty_lock_file_is_young_then_stale(tmp_path):
 @pytest.fixture
 def nan_from_epoch(monkeypatch):
     """``set(k)``: every training loss from epoch ``k`` on is NaN (as an exploding lr gives)."""
-    import seglib.train as train
+    import seglib.engine.train as train
 
     build, state = train.losses.build, {"epoch": 10**9, "steps": 0, "per_epoch": 1}
 
@@ -159,7 +160,7 @@ def test_grid_goes_on_after_a_failed_run(tiny_data, tmp_path, capsys):
     _, _, root = tiny_data
     cfgs = [tiny_config(root, epochs=1, lr=1e30), tiny_config(root, epochs=1, loss="dice")]
     with pytest.raises(GridFailed) as err:
-        experiment.run_grid(cfgs, tmp_path, quiet=True, tta=False)
+        grid.run_grid(cfgs, tmp_path, quiet=True, tta=False)
     assert str(err.value).startswith("1 of 2 runs failed: unet_bce_s0 (non-finite loss")
     assert store.read_json(tmp_path / "unet_bce_s0" / FAILED)["epoch"] == 1
     assert store.read_json(tmp_path / "unet_dice_s0" / "test.json")["iou"] >= 0

@@ -1,4 +1,4 @@
-"""seglib.fetch: resumable download from a local HTTP server, safe extraction, idempotence.
+"""seglib.data.fetch: resumable download from a local HTTP server, safe extraction, idempotence.
 No test touches the internet: the server runs on 127.0.0.1 in a thread."""
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from seglib import fetch
-from seglib.data import PH2_URL, PH2Error, fetch_ph2, load_ph2
+from seglib.data import fetch
+from seglib.data.fetch import PH2_URL, fetch_ph2
+from seglib.data.ph2 import load_ph2
+from seglib.errors import PH2Error
 
 # --- a local server that supports Range and can cut a response short ------------------------
 

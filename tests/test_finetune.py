@@ -9,9 +9,9 @@ import torch
 from test_checkpoint import model_ckpt
 from tinyrun import crash_at, tiny_config
 
-from seglib import checkpoint
-from seglib.__main__ import parser, run_configs
-from seglib.train import fit
+from seglib.cli import parser, run_configs
+from seglib.engine import checkpoint
+from seglib.engine.train import fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -101,7 +101,7 @@ def test_swa_run_resumed_mid_average_ends_as_an_uninterrupted_one(tiny_data, tmp
 
 
 def test_swa_longer_than_the_run_is_refused():
-    from seglib.experiment import configs
+    from seglib.engine.grid import configs
 
     with pytest.raises(ValueError, match="--swa 5: must be between 0 and the epochs .4."):
         configs("smoke", epochs=4, swa=5)

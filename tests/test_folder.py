@@ -1,4 +1,4 @@
-"""Paired image/mask folders (seglib.folder via seglib.data.load_dataset): layouts, decoding,
+"""Paired image/mask folders (seglib.data.folder via seglib.data.load_dataset): layouts, decoding,
 errors naming the file, cache, archives, split fractions, synthetic layouts."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from seglib import folder
-from seglib.data import PH2Data, load_dataset, load_ph2, split_indices
-from seglib.folder import FolderError, find_pairs
-from seglib.synth import make_synthetic_pairs, synthetic_case
+from seglib.data import folder
+from seglib.data.folder import find_pairs
+from seglib.data.ph2 import PH2Data, load_dataset, load_ph2, split_indices
+from seglib.data.synth import make_synthetic_pairs, synthetic_case
+from seglib.errors import FolderError
 
 SHAPE = (48, 64)  # (H, W) of the synthetic cases: 4x shrink to 12x16, block-averaged below
 

@@ -155,19 +155,19 @@ def test_out_of_time_leaves_the_run_resumable(tmp_path, monkeypatch, capsys, one
     """The hard deadline firing inside ``fit`` (simulated at epoch 2 of 2) stops the run with
     its epoch-1 ``last.pt``; the next call resumes it from there and finishes it."""
     from benchmarks import gpu_check
-    from seglib import faults
+    from seglib.engine import failures
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SEGLIB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("OUT", raising=False)
-    real = faults.check_finite
+    real = failures.check_finite
 
     def deadline_at_epoch_2(run_dir, epoch, row):
         if epoch == 2:
             raise gpu_check.OutOfTime
         real(run_dir, epoch, row)
 
-    monkeypatch.setattr(faults, "check_finite", deadline_at_epoch_2)
+    monkeypatch.setattr(failures, "check_finite", deadline_at_epoch_2)
     argv = ["--tiny", "--nets", "unet", "--losses", "bce", "--sections", "grid"]
     argv += ["--budget-s", "1e6"]
     assert gpu_check.main(argv) == 0
@@ -178,7 +178,7 @@ def test_out_of_time_leaves_the_run_resumable(tmp_path, monkeypatch, capsys, one
     names = gpu_results.names(tmp_path / "gpu" / "results" / "gpu_check.tar.gz")
     assert all(n.endswith(".json") for n in names)
 
-    monkeypatch.setattr(faults, "check_finite", real)
+    monkeypatch.setattr(failures, "check_finite", real)
     assert gpu_check.main(argv) == 0
     out = capsys.readouterr().out
     assert "run unet_bce_s0: epochs 2-2" in out, out
@@ -204,7 +204,7 @@ def test_ph2_256_tar_loads_at_256(tmp_path, monkeypatch):
     import numpy as np
     from PIL import Image
 
-    from seglib.data import load_dataset
+    from seglib.data.ph2 import load_dataset
 
     monkeypatch.setenv("SEGLIB_CACHE", str(tmp_path / "cache"))
     data = load_dataset(PH2_256, size=256, progress=False)

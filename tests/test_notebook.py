@@ -62,13 +62,13 @@ def test_nbval_run_overrides_every_committed_injected_parameter():
 def test_data_default_follows_the_preset():
     """``DATA = None`` in the parameters cell: the smoke preset then trains on synthetic data
     (offline), the others download PH2."""
-    from seglib import experiment
+    from seglib.engine import grid
 
     nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
     cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
     assert "\nDATA = None " in "\n" + "".join(cell["source"])
-    assert experiment.configs("smoke", data=None)[0].data == "synthetic"
-    assert experiment.configs("cpu", data=None)[0].data == "download"
+    assert grid.configs("smoke", data=None)[0].data == "synthetic"
+    assert grid.configs("cpu", data=None)[0].data == "download"
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from seglib import losses, models
-from seglib.synth import synthetic_case
+from seglib.data.synth import synthetic_case
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seglib import experiment, store
+from seglib import store
 
 REPO = Path(__file__).resolve().parent.parent
 GRID = ["--preset", "smoke", "--nets", "unet,segnet", "--losses", "bce,dice", "--epochs", "2"]
@@ -105,7 +105,7 @@ def test_ctrl_c_stops_all_workers_and_a_rerun_resumes(sequential, smoke_cache, t
     done = cli(*grid, "--jobs", "2", "--out", tmp_path, cache=smoke_cache)
     assert done.returncode == 0, done.stderr
     assert "resumed" in done.stdout and len(metrics(tmp_path)) == 4
-    cfgs = experiment.configs("smoke", nets=("unet", "segnet"), losses_=("bce", "dice"))
+    cfgs = grid.configs("smoke", nets=("unet", "segnet"), losses_=("bce", "dice"))
     assert all(
         len(store.read_json(tmp_path / f"{c.net}_{c.loss}_s0" / "history.json")) == 6 for c in cfgs
     )

@@ -1,4 +1,4 @@
-"""Inference pipelines (seglib.pipeline, predict_mask's robust path): hand-worked geometry and a
+"""Inference pipelines (seglib.infer.postprocess, predict_mask's robust path): hand-worked geometry and a
 stand-in net whose answer is known ("dark pixels are lesion"), so every expected mask is drawn
 analytically, not taken from seglib."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from seglib import pipeline as P
-from seglib.predict import predict_mask
+from seglib.infer import postprocess as P
+from seglib.infer.predict import predict_mask
 
 
 def test_input_size_rounds_to_multiples_of_16_and_keeps_the_training_size_at_scale_1():
@@ -99,7 +99,7 @@ def test_component_probe_lists_regions_in_the_rules_order_by_hand():
     """The hand-worked frame above: the probe ranks the plateau first by centre (2.02 vs 0.217)
     and the lesion first by margin (0.214 vs 0.155), with each region's share of the frame,
     of the true lesion (here the single pixel) and its probabilities."""
-    from benchmarks import component_probe as mod
+    from scripts import component_probe as mod
 
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
     logits = np.full((8, 8), -5.0)
@@ -150,9 +150,9 @@ def test_resolve_names():
 
 def test_cli_offers_exactly_the_pipelines_and_precisions():
     """The parser keeps its own copies of the names (so --help imports neither scipy nor
-    torch); they must list what seglib.pipeline and seglib.device accept."""
-    from seglib import __main__ as cli
-    from seglib.device import PRECISIONS
+    torch); they must list what seglib.infer.postprocess and seglib.runtime accept."""
+    from seglib import cli
+    from seglib.runtime import PRECISIONS
 
     assert set(cli.PIPELINE_CHOICES) == {"auto", *P.PIPELINES}
     assert cli.PRECISIONS == PRECISIONS
@@ -259,7 +259,7 @@ def test_plain_pipeline_is_the_old_prediction():
 
 
 def test_pipeline_choice_table_by_hand():
-    from benchmarks import pipeline_choice as mod
+    from scripts import pipeline_choice as mod
 
     result = {
         "a": {"clean": [0.9, 0.8], "blur": [0.7, 0.8]},
@@ -274,7 +274,7 @@ def test_pipeline_choice_table_by_hand():
 
 
 def test_pipeline_choice_compound_kinds_apply_in_order():
-    from benchmarks import pipeline_choice as mod
+    from scripts import pipeline_choice as mod
 
     mask = disc((90, 150), (45, 60), 15)
     image = np.repeat(mask[..., None] * np.uint8(255), 3, axis=2)  # the image draws its mask

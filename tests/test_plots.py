@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from seglib import plots
+from seglib.figures import curves, predictions, style
+from seglib.figures import intervals as statfigs
 from seglib.store import load_runs
 
 NETS = ["segnet", "unet", "unet2"]
@@ -54,20 +55,20 @@ def results(tmp_path_factory):
 def written(results, tmp_path_factory):
     diag = tmp_path_factory.mktemp("diag")
     (diag / "unet_bce_loss_subset.svg").write_text("stale")  # unet_bce needs no zoom
-    return diag, plots.write_all(results, diag)
+    return diag, curves.write_all(results, diag)
 
 
 def test_needs_zoom_rule():
     e = np.arange(1, 21)
-    assert plots.needs_zoom(5 * 0.5**e + 0.1)  # first epochs dominate
-    assert not plots.needs_zoom(1.0 - 0.04 * e)  # linear: tail range ~3/4 of full
-    assert not plots.needs_zoom(np.full(20, 0.3))  # flat
-    assert not plots.needs_zoom([5.0, 1.0, 0.5, 0.4, 0.3])  # too short to judge
+    assert curves.needs_zoom(5 * 0.5**e + 0.1)  # first epochs dominate
+    assert not curves.needs_zoom(1.0 - 0.04 * e)  # linear: tail range ~3/4 of full
+    assert not curves.needs_zoom(np.full(20, 0.3))  # flat
+    assert not curves.needs_zoom([5.0, 1.0, 0.5, 0.4, 0.3])  # too short to judge
     spike = 1.0 - 0.01 * e
     spike[16] = 10.0  # one late spike squeezes the trend
-    assert plots.needs_zoom(spike)
-    assert plots.needs_zoom(np.vstack([5 * 0.5**e + 0.1, 5 * 0.5**e + 0.2]))
-    lo, hi = plots.zoom_limits(spike)
+    assert curves.needs_zoom(spike)
+    assert curves.needs_zoom(np.vstack([5 * 0.5**e + 0.1, 5 * 0.5**e + 0.2]))
+    lo, hi = curves.zoom_limits(spike)
     assert lo == pytest.approx(spike[5:].min()) and hi < 1.0
 
 
@@ -92,15 +93,15 @@ def test_every_svg_has_a_legend(written):
 
 
 def test_figures_axes_legends_colours(results):
-    figs = plots.figures(load_runs(results))
+    figs = curves.figures(load_runs(results))
     for name, fig in figs.items():
         (ax,) = fig.axes
         assert ax.get_legend() is not None, name
         assert ax.get_xlabel() == "epoch" and ax.get_ylabel(), name
     bce = figs["bce_score.svg"].axes[0]
-    assert [ln.get_color() for ln in bce.lines] == [plots.NET_COLORS[n] for n in NETS]
+    assert [ln.get_color() for ln in bce.lines] == [style.NET_COLORS[n] for n in NETS]
     unet = figs["unet_score.svg"].axes[0]
-    assert [ln.get_color() for ln in unet.lines] == [plots.LOSS_COLORS[lo] for lo in LOSSES]
+    assert [ln.get_color() for ln in unet.lines] == [style.LOSS_COLORS[lo] for lo in LOSSES]
     best = figs["best_score.svg"].axes[0]
     widths = {ln.get_label(): ln.get_linewidth() for ln in best.lines}
     top = max(widths, key=widths.get)
@@ -109,7 +110,7 @@ def test_figures_axes_legends_colours(results):
 
 def test_seed_band_and_best_epochs(results):
     runs = [r for r in load_runs(results) if r["name"].startswith("unet_bce_")]
-    ax = plots.score_figure(runs).axes[0]
+    ax = curves.score_figure(runs).axes[0]
     mean = np.mean([[h["val_score"] for h in r["history"]] for r in runs], axis=0)
     assert np.allclose(ax.lines[0].get_ydata(), mean)
     assert len(ax.collections) == 3  # a min-max band per series
@@ -120,12 +121,12 @@ def test_seed_band_and_best_epochs(results):
 def test_unknown_loss_and_colour_stable(tmp_path):
     write_run(tmp_path, "unet", "tversky", 0, history(False))
     write_run(tmp_path, "unet", "bce", 0, history(False))
-    figs = plots.figures(load_runs(tmp_path))
+    figs = curves.figures(load_runs(tmp_path))
     assert {"unet_tversky_loss.svg", "tversky_score.svg", "bce_score.svg"} <= set(figs)
     labels = [ln.get_label() for ln in figs["unet_score.svg"].axes[0].lines]
     assert labels == ["BCE", "Tversky"]  # known losses first
-    assert plots.color("tversky") == plots.color("tversky")
-    assert plots.color("tversky") not in {**plots.NET_COLORS, **plots.LOSS_COLORS}.values()
+    assert style.color("tversky") == style.color("tversky")
+    assert style.color("tversky") not in {**style.NET_COLORS, **style.LOSS_COLORS}.values()
 
 
 def _predictions():
@@ -139,7 +140,7 @@ def _predictions():
 
 def test_plot_predictions(tmp_path):
     images, masks, preds = _predictions()
-    fig = plots.plot_predictions(images, masks, preds, tmp_path / "p.svg", titles=["a", "b"])
+    fig = predictions.plot_predictions(images, masks, preds, tmp_path / "p.svg", titles=["a", "b"])
     assert len(fig.axes) == 2 * 3 and fig.legends
     assert all(max(ax.images[0].get_array().shape[:2]) <= 128 for ax in fig.axes)
     assert "IoU 1.00" in fig.axes[1].get_title()
@@ -166,7 +167,7 @@ def _with_images(tmp_path):
 
 def test_per_image_and_interval_figures(tmp_path):
     runs, base = _with_images(tmp_path)
-    figs = plots.figures(runs)
+    figs = curves.figures(runs)
     (ax,) = figs["test_iou_per_image.svg"].axes
     pooled = np.concatenate([base, base[::-1]])  # seeds pooled into one box
     medians = [ln.get_ydata()[0] for ln in ax.lines if ln.get_color() == "#333333"]
@@ -190,18 +191,20 @@ def test_svg_bytes_are_stable(results, tmp_path):
         runs = load_runs(results)
         unet_bce = [r for r in runs if r["name"].startswith("unet_bce_")]
         return {
-            "score.svg": plots.score_figure(unet_bce),
-            "zoom.svg": plots.loss_subset_figure([r for r in runs if r["name"] == "unet_focal_s0"]),
-            "best.svg": plots.best_figure(runs),
-            "pred.svg": plots.plot_predictions(*_predictions()),
-            "intervals.svg": plots.interval_figure(runs_images),
-            "per_image.svg": plots.per_image_figure(runs_images),
+            "score.svg": curves.score_figure(unet_bce),
+            "zoom.svg": curves.loss_subset_figure(
+                [r for r in runs if r["name"] == "unet_focal_s0"]
+            ),
+            "best.svg": curves.best_figure(runs),
+            "pred.svg": predictions.plot_predictions(*_predictions()),
+            "intervals.svg": statfigs.interval_figure(runs_images),
+            "per_image.svg": statfigs.per_image_figure(runs_images),
         }
 
     runs_images, _ = _with_images(tmp_path / "images")
 
     for i in (1, 2):
         for name, fig in build().items():
-            plots.save(fig, tmp_path / str(i) / name)
+            style.save(fig, tmp_path / str(i) / name)
     for name in ("score.svg", "zoom.svg", "best.svg", "pred.svg", "intervals.svg", "per_image.svg"):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name

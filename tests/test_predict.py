@@ -14,12 +14,14 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from tinyrun import tiny_config
 
-from seglib import checkpoint, imageio, models
-from seglib.__main__ import main
-from seglib.fetch import PH2Error
-from seglib.imageio import read_image, upsample_mask
-from seglib.predict import load_model, predict_files, predict_mask
-from seglib.synth import synthetic_case
+from seglib import models
+from seglib.cli import main
+from seglib.data import imageio
+from seglib.data.imageio import read_image, upsample_mask
+from seglib.data.synth import synthetic_case
+from seglib.engine import checkpoint
+from seglib.errors import PH2Error
+from seglib.infer.predict import load_model, predict_files, predict_mask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -144,7 +146,7 @@ def test_overlay_draws_the_mask_outline(weights, tmp_path, monkeypatch):
     Image.fromarray(image).save(tmp_path / "gray.png")
     mask = np.zeros((40, 60), bool)
     mask[10:30, 15:50] = True
-    monkeypatch.setattr("seglib.predict.predict_mask", lambda *a, **k: mask)
+    monkeypatch.setattr("seglib.infer.predict.predict_mask", lambda *a, **k: mask)
     assert main(["predict", "--weights", str(weights), "--out", str(tmp_path / "o"),
                  "--overlay", str(tmp_path / "gray.png")]) == 0  # fmt: skip
     with Image.open(tmp_path / "o" / "gray_overlay.png") as im:

@@ -12,11 +12,12 @@ import torch
 from test_checkpoint import model_ckpt
 from tinyrun import tiny_config
 
-from seglib import checkpoint, robustness
-from seglib.__main__ import parser, run_configs
-from seglib.experiment import ConfigMismatch, check_config
-from seglib.predict import export_weights
-from seglib.train import fit
+from seglib.cli import parser, run_configs
+from seglib.engine import checkpoint
+from seglib.engine.grid import ConfigMismatch, check_config
+from seglib.engine.train import fit
+from seglib.infer.predict import export_weights
+from seglib.robustness import suite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,14 +53,14 @@ def test_a_refit_does_not_start_a_run_that_chooses_on_val(tiny_data, tmp_path):
 
 def test_robustness_of_a_refit_only_on_test(tmp_path):
     """The suite and the two benchmarks that score on val refuse a refit there."""
-    from benchmarks import ensemble_val, pipeline_choice
+    from scripts import ensemble_val, pipeline_choice
 
     ckpt = model_ckpt(tmp_path / "refit.pt", refit=True)
     other = model_ckpt(tmp_path / "other.pt")
     no_data = tmp_path / "no-data"
     why = r"refit\.pt: a refit, trained on the val images too"
     with pytest.raises(ValueError, match=why):
-        robustness.evaluate(ckpt, no_data, split="val")
+        suite.evaluate(ckpt, no_data, split="val")
     with pytest.raises(ValueError, match=why):
         pipeline_choice.compare(ckpt, no_data, "val", ["robust"], ["clean"])
     with pytest.raises(ValueError, match=r"other\.pt: a refit"):  # the ensemble holds a refit

@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from seglib import report
+from seglib.report import analysis, markdown, summary, tables
 from seglib.store import load_runs
 
 NETS = ["segnet", "unet", "unet2"]
@@ -85,16 +85,16 @@ def cell(md, net, loss):
 
 def test_find_spikes_hand_made():
     v = [0.2, 0.5, 0.7, 0.72, 0.3, 0.4, 0.7, 0.71, 0.72]
-    ((epoch, depth),) = report.find_spikes(v)
+    ((epoch, depth),) = analysis.find_spikes(v)
     assert epoch == 5 and depth == pytest.approx(0.42)
-    assert report.find_spikes(SMOOTH) == []
-    assert report.find_spikes([0.5, 0.55, 0.6, 0.58, 0.61, 0.6]) == []  # noise below `drop`
+    assert analysis.find_spikes(SMOOTH) == []
+    assert analysis.find_spikes([0.5, 0.55, 0.6, 0.58, 0.61, 0.6]) == []  # noise below `drop`
     slow = [0.7] * 3 + [0.4] * 7 + [0.7] * 3  # recovers after 7 epochs > window 5
-    assert report.find_spikes(slow) == []
-    assert report.find_spikes(slow, window=7) == [(4, pytest.approx(0.3))]
-    assert report.find_spikes([0.5, 0.7, 0.7, 0.2]) == []  # a final drop never recovers
+    assert analysis.find_spikes(slow) == []
+    assert analysis.find_spikes(slow, window=7) == [(4, pytest.approx(0.3))]
+    assert analysis.find_spikes([0.5, 0.7, 0.7, 0.2]) == []  # a final drop never recovers
     two = [0.6, 0.6, 0.4, 0.6, 0.6, 0.3, 0.2, 0.6]
-    assert report.find_spikes(two, epochs=range(11, 19)) == [
+    assert analysis.find_spikes(two, epochs=range(11, 19)) == [
         (13, pytest.approx(0.2)),
         (17, pytest.approx(0.4)),
     ]
@@ -102,14 +102,14 @@ def test_find_spikes_hand_made():
 
 def test_convergence_epoch_hand_made():
     v = [0.1, 0.5, 0.9, 0.96, 1.0, 0.98]
-    assert report.convergence_epoch(v) == 4  # first >= 0.95 * 1.0
-    assert report.convergence_epoch(v, frac=0.9) == 3
-    assert report.convergence_epoch(v, epochs=[10, 20, 30, 40, 50, 60]) == 40
-    assert report.convergence_epoch([]) is None
+    assert analysis.convergence_epoch(v) == 4  # first >= 0.95 * 1.0
+    assert analysis.convergence_epoch(v, frac=0.9) == 3
+    assert analysis.convergence_epoch(v, epochs=[10, 20, 30, 40, 50, 60]) == 40
+    assert analysis.convergence_epoch([]) is None
 
 
 def test_table_best_cell_bold(runs):
-    md = report.table(runs, "score")
+    md = tables.table(runs, "score")
     assert cell(md, "UNet2", "Focal") == "**0.900**"
     assert md.count("**") == 2
     assert md.splitlines()[0] == "| | BCE | Dice | Focal | Correlation |"
@@ -121,23 +121,23 @@ def test_table_mean_std_over_seeds(runs):
     for metric, off in (("score", 0.0), ("iou", -0.05), ("dice", 0.05)):
         v = [x + off for x in vals]
         expected = f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}"
-        assert cell(report.table(runs, metric), "UNet", "BCE") == expected
+        assert cell(tables.table(runs, metric), "UNet", "BCE") == expected
 
 
 def test_original_and_comparison(runs):
-    orig = report.original_table()
+    orig = markdown.original_table()
     assert cell(orig, "UNet", "BCE") == "**0.748**" and cell(orig, "UNet2", "Dice") == "0.124"
-    cmp = report.comparison(runs)
+    cmp = markdown.comparison(runs)
     assert cell(cmp, "UNet2", "Focal") == "0.900 vs 0.604 (+0.296)"
     assert cell(cmp, "UNet", "BCE") == "0.720 vs 0.748 (-0.028)"
 
 
 def test_run_stats(runs):
     (spiky,) = [r for r in runs if r["name"] == SPIKY]
-    s = report.run_stats(spiky)
+    s = summary.run_stats(spiky)
     assert s["spikes"] == [(12, pytest.approx(0.4))]
     first = next(e for e, v in enumerate(SMOOTH, 1) if v >= 0.95 * max(SMOOTH))
-    smooth = report.run_stats(runs[0])
+    smooth = summary.run_stats(runs[0])
     assert smooth["conv_score"] == first and smooth["spikes"] == []
     assert smooth["iou_gap"] == pytest.approx(0.1)
 
@@ -148,7 +148,7 @@ def test_summary_is_data_driven(runs):
     mirrored pattern gives differences -0.01 -/+ 0.1 (interval about -0.01 +/- 0.06: contains 0);
     UNet+BCE's two flat seeds (0.70, 0.74) minus the best is -0.18 - PATTERN, all negative, so
     the exact sign-flip p over 10 images is 2 / 2**10 = 0.002."""
-    text = report.summary(runs)
+    text = summary.summary(runs)
     assert "13 runs (13 finished)" in text
     assert "- Test course score: highest mean **UNet2+Focal 0.900 [" in text
     assert (
@@ -171,12 +171,12 @@ def test_summary_is_data_driven(runs):
 
 
 def test_interval_table_hand_made(runs):
-    md = report.interval_table(runs, "score")
+    md = tables.interval_table(runs, "score")
     assert cell(md, "UNet2", "Focal").startswith("**0.900** [")
     assert cell(md, "UNet2", "Correlation").startswith("*0.890* [")  # indistinguishable
     # two flat seeds 0.70 and 0.74: a resample is 0.70 or 0.74 with probability 1/4 > 2.5% each
     assert cell(md, "UNet", "BCE") == "0.720 [0.700, 0.740]"
-    vs = report.versus_table(runs, "score", "best")
+    vs = tables.versus_table(runs, "score", "best")
     assert cell(vs, "UNet2", "Focal") == "best"
     assert cell(vs, "UNet", "BCE").startswith("-0.180 [") and cell(vs, "UNet", "BCE").endswith(
         ", p 0.002"
@@ -190,14 +190,14 @@ def test_unfinished_and_unknown_loss(tmp_path):
     write_run(tmp_path, "unet", "tversky", 0, 0.8, images=False)
     write_run(tmp_path, "segnet", "bce", 0, 0.9, finished=False)
     runs = load_runs(tmp_path)
-    md = report.table(runs)
+    md = tables.table(runs)
     assert md.splitlines()[0] == "| | BCE | Tversky |"
     assert cell(md, "SegNet", "BCE") == "–" and cell(md, "UNet", "Tversky") == "**0.800**"
-    text = report.summary(runs)
+    text = summary.summary(runs)
     assert "3 runs (2 finished)" in text
     assert "highest mean UNet+Tversky 0.800; the runs have no per-image test metrics" in text
-    assert report.interval_table(runs) == md
-    assert report.summary([]) == "No runs with a history found."
+    assert tables.interval_table(runs) == md
+    assert summary.summary([]) == "No runs with a history found."
 
 
 def test_partial_grid_one_correlation_pair(tmp_path):
@@ -207,11 +207,11 @@ def test_partial_grid_one_correlation_pair(tmp_path):
     for net, losses in (("segnet", LOSSES), ("unet", ["bce", "dice"])):
         for loss in losses:
             write_run(tmp_path, net, loss, 0, score_of(net, loss))
-    text = report.summary(load_runs(tmp_path))
+    text = summary.summary(load_runs(tmp_path))
     assert "6 runs (6 finished)" in text
     assert "- Stability: 1 Correlation run(s) with runs of other losses" in text
     assert "too few pairs to compare" in text
-    assert "## Summary" in report.write_report(tmp_path, tmp_path / "r.md")
+    assert "## Summary" in markdown.write_report(tmp_path, tmp_path / "r.md")
 
 
 def test_refit_runs_are_flagged(tmp_path):
@@ -220,11 +220,11 @@ def test_refit_runs_are_flagged(tmp_path):
     neither."""
     for loss in ("bce", "dice"):
         write_run(tmp_path, "unet", loss, 0, score_of("unet", loss))
-    plain = report.write_report(tmp_path, tmp_path / "r.md")
+    plain = markdown.write_report(tmp_path, tmp_path / "r.md")
     assert "Refits" not in plain and "(refit)" not in plain
     cfg = tmp_path / "unet_dice_s0" / "config.json"
     cfg.write_text(json.dumps(json.loads(cfg.read_text()) | {"refit": True}))
-    text = report.write_report(tmp_path, tmp_path / "r.md")
+    text = markdown.write_report(tmp_path, tmp_path / "r.md")
     assert "**Refits** (1 of 2 runs: unet_dice_s0) trained on the val images too" in text
     assert "### Best (test set, best-val-IoU checkpoint; refits: see above)" in text
     rows = [line for line in text.splitlines() if line.startswith("| UNet+")]
@@ -242,15 +242,15 @@ def test_tta_table_hand_made(tmp_path):
         test["val"] = dict(plain=dict(iou=vp, dice=0, score=0), tta=dict(iou=vt, dice=0, score=0))
         (d / "test.json").write_text(json.dumps(test))
     write_run(tmp_path, "segnet", "bce", 0, 0.5)  # tested without TTA numbers
-    md = report.tta_table(load_runs(tmp_path))
+    md = markdown.tta_table(load_runs(tmp_path))
     assert cell(md, "UNet", "BCE") == "0.820 → 0.840 / 0.710 → 0.760"
     assert cell(md, "SegNet", "BCE") == "–"
-    assert "Test-time augmentation" in report.write_report(tmp_path, tmp_path / "r.md")
+    assert "Test-time augmentation" in markdown.write_report(tmp_path, tmp_path / "r.md")
 
 
 def test_write_report(runs, tmp_path):
     path = tmp_path / "out" / "report.md"
-    text = report.write_report(runs[0]["dir"].parent, path)
+    text = markdown.write_report(runs[0]["dir"].parent, path)
     assert path.read_text(encoding="utf-8") == text
     heads = ("## Test course score", "## Test IoU", "## Test Dice", "ORIGINAL", "## Summary",
              "## Paired comparisons", "### Each loss - BCE within each net")  # fmt: skip
@@ -261,24 +261,24 @@ def test_write_report(runs, tmp_path):
 
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path):
-    start, end = report._markers("results")
+    start, end = markdown._markers("results")
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\nintro\n{start}\nold numbers\n{end}\n\n## After\ntext\n")
-    report.update_readme(readme, "# Results\n\n| a |\n## Sub\nline")
+    markdown.update_readme(readme, "# Results\n\n| a |\n## Sub\nline")
     assert readme.read_text() == (
         f"# Title\n\nintro\n{start}\n## Results\n\n| a |\n### Sub\nline\n{end}\n\n## After\ntext\n"
     )
     with pytest.raises(ValueError, match="no ablation markers"):
-        report.update_readme(readme, "x", section="ablation")
+        markdown.update_readme(readme, "x", section="ablation")
 
 
 def test_report_is_byte_stable(runs, tmp_path):
     """Same results, same bytes: the bootstrap and permutation generators are seeded."""
-    from seglib import stats
+    from seglib.report import stats
 
     out = runs[0]["dir"].parent
-    report.write_report(out, tmp_path / "a.md")
+    markdown.write_report(out, tmp_path / "a.md")
     stats._interval.cache_clear()
     stats._p_value.cache_clear()
-    report.write_report(out, tmp_path / "b.md")
+    markdown.write_report(out, tmp_path / "b.md")
     assert (tmp_path / "a.md").read_bytes() == (tmp_path / "b.md").read_bytes()

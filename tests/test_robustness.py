@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from seglib import artefacts, models, robustness
-from seglib.__main__ import main
-from seglib.synth import synthetic_case
-from seglib.train import RunConfig
+from seglib import models
+from seglib.cli import main
+from seglib.data.synth import synthetic_case
+from seglib.engine.train import RunConfig
+from seglib.robustness import artefacts, suite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,11 +33,11 @@ def test_full_resolution_scores_match_the_generator_masks(synth_tree, ckpt, cach
     clean row equals the generator's own mask fraction at 48x64; kinds that leave the mask
     alone score the same, and small_lesion lands in its 0.5-3% range."""
     monkeypatch.setattr(
-        robustness,
+        suite,
         "predict_mask",
         lambda m, c, n, image, tta, pipeline=None: np.ones(image.shape[:2], bool),
     )
-    res = robustness.evaluate(ckpt, synth_tree, split="test", progress=False)
+    res = suite.evaluate(ckpt, synth_tree, split="test", progress=False)
     (name,) = res["names"]  # 6 cases: one test image
     truth = synthetic_case(1, int(name[3:]) - 1, (48, 64))[1]
     rows = {r["kind"]: r for r in res["rows"]}
@@ -52,18 +53,18 @@ def test_full_resolution_scores_match_the_generator_masks(synth_tree, ckpt, cach
 
 
 def test_each_image_gets_the_same_artefact_whatever_else_runs(synth_tree, ckpt, cache):
-    full = robustness.evaluate(ckpt, synth_tree, split="val", tta=False, progress=False)
-    one = robustness.evaluate(ckpt, synth_tree, split="val", kinds=["jpeg"], tta=False)
+    full = suite.evaluate(ckpt, synth_tree, split="val", tta=False, progress=False)
+    one = suite.evaluate(ckpt, synth_tree, split="val", kinds=["jpeg"], tta=False)
     assert [r["kind"] for r in one["rows"]] == ["clean", "jpeg"]
     by_kind = {r["kind"]: r for r in full["rows"]}
     assert one["rows"][1]["iou_per_image"] == by_kind["jpeg"]["iou_per_image"]
 
 
 def test_seen_in_training_follows_the_checkpoints_augmentation():
-    assert robustness.seen_in_training({"augment": "strong"}) == set(artefacts.TRAINED_KINDS)
-    assert robustness.seen_in_training({"augment": True}) == {"rot90"}
-    assert robustness.seen_in_training({"augment": False}) == set()
-    assert robustness.seen_in_training({"augment": "mixed"}) == set(artefacts.TRAINED_KINDS)
+    assert suite.seen_in_training({"augment": "strong"}) == set(artefacts.TRAINED_KINDS)
+    assert suite.seen_in_training({"augment": True}) == {"rot90"}
+    assert suite.seen_in_training({"augment": False}) == set()
+    assert suite.seen_in_training({"augment": "mixed"}) == set(artefacts.TRAINED_KINDS)
 
 
 def test_cli_prints_the_table_and_writes_json(synth_tree, ckpt, cache, tmp_path, capsys):

@@ -1,10 +1,10 @@
-"""benchmarks/robustness_versus.py: two robustness tables compared image by image."""
+"""scripts/robustness_versus.py: two robustness tables compared image by image."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks import robustness_versus as mod
+from scripts import robustness_versus as mod
 
 
 def _table(names, **kinds):

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from seglib import device, store, train
-from seglib.data import load_ph2
-from seglib.threads import threads_per_job
+from seglib import runtime, store
+from seglib.data.ph2 import load_ph2
+from seglib.engine import train
+from seglib.environ import threads_per_job
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,22 +32,22 @@ pytestmark = pytest.mark.usefixtures("one_thread")
     ],
 )
 def test_choose_precision(kind, precision, facts, want):
-    assert device.choose_precision(kind, precision, **facts) == want
+    assert runtime.choose_precision(kind, precision, **facts) == want
 
 
 def test_bad_precisions_are_refused():
     with pytest.raises(ValueError, match="fp16: CUDA only"):
-        device.choose_precision("cpu", "fp16")
+        runtime.choose_precision("cpu", "fp16")
     with pytest.raises(ValueError, match="--precision fp8"):
-        device.choose_precision("cuda", "fp8", capability=(9, 0))
+        runtime.choose_precision("cuda", "fp8", capability=(9, 0))
 
 
 @pytest.mark.parametrize("avx512_bf16, amx, want", [(1, 0, True), (0, 1, True), (0, 0, False)])
 def test_cpu_native_bf16_reads_torch_probe(monkeypatch, avx512_bf16, amx, want):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bool(avx512_bf16))
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: bool(amx))
-    assert device.cpu_native_bf16() is want
-    assert device.runtime("cpu").precision == ("bf16" if want else "fp32")
+    assert runtime.cpu_native_bf16() is want
+    assert runtime.runtime("cpu").precision == ("bf16" if want else "fp32")
 
 
 @pytest.mark.parametrize("cap, want, scaled", [((7, 5), "fp16", True), ((8, 6), "bf16", False)])
@@ -56,7 +57,7 @@ def test_cuda_runtime_from_capability(monkeypatch, cap, want, scaled):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: cap)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # T4 says so too
-    rt = device.runtime("cuda")
+    rt = runtime.runtime("cuda")
     assert rt.precision == want and rt.device.type == "cuda" and rt.channels_last
     assert rt.amp_dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[want]
     assert (rt.precision == "fp16") is scaled
@@ -87,7 +88,7 @@ def fp16_cpu(monkeypatch):
     halves on each overflow, so the scale it has reached is state that a resume must restore."""
     cpu = torch.device("cpu")
 
-    class Fp16(device.Runtime):
+    class Fp16(runtime.Runtime):
         def scaler(self):
             return torch.amp.GradScaler("cpu", init_scale=2.0**14, growth_interval=1)
 
@@ -129,14 +130,14 @@ def test_run_records_its_runtime(tiny, tmp_path):
     cfg, data, split = tiny
     result = train.fit(cfg, data, split, tmp_path, device="cpu", quiet=True, tta=False)
     saved = store.read_json(tmp_path / "config.json")
-    assert saved["runtime"]["precision"] == device.runtime("cpu").precision
+    assert saved["runtime"]["precision"] == runtime.runtime("cpu").precision
     assert saved["runtime"]["threads"] == torch.get_num_threads() == 1
     assert {k: v for k, v in saved.items() if k != "runtime"} == dataclasses.asdict(cfg)
     assert result["runtime"] == saved["runtime"]
     assert result["train_images_per_s"] > 0
 
 
-@pytest.mark.skipif(not device.cpu_native_bf16(), reason="this CPU has no native bf16")
+@pytest.mark.skipif(not runtime.cpu_native_bf16(), reason="this CPU has no native bf16")
 def test_bf16_fits_are_deterministic(tiny, tmp_path):
     cfg, data, split = tiny
     runs = [train.fit(cfg, data, split, tmp_path / k, "cpu", True, False, "bf16") for k in "ab"]

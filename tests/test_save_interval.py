@@ -10,8 +10,8 @@ import pytest
 import torch
 from tinyrun import crash_at, tiny_config
 
-from seglib import checkpoint
-from seglib.train import fit, save_due
+from seglib.engine import checkpoint
+from seglib.engine.train import fit, save_due
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 NEVER = 1e-12  # a share no write can keep to after the first: writes at epoch 1 and the last

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seglib import experiment, store
-from seglib.__main__ import main
-from seglib.data import split_indices
-from seglib.predict import predict_files
-from seglib.report import write_report
-from seglib.score import mean_ci, score
-from seglib.synth import make_synthetic_pairs
+from seglib import store
+from seglib.cli import main
+from seglib.data.ph2 import split_indices
+from seglib.data.synth import make_synthetic_pairs
+from seglib.engine import grid
+from seglib.infer.predict import predict_files
+from seglib.infer.score import mean_ci, score
+from seglib.report.markdown import write_report
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,10 +41,10 @@ def trained(tmp_path_factory):
         out = {}
         for layout in ("isic", "folders"):
             root = make_synthetic_pairs(tmp / "data", n=8, seed=2, layout=layout, shape=(48, 64))
-            cfgs = experiment.configs("smoke", nets=("unet",), losses_=("bce",), epochs=8, batch_size=2, lr=0.01,
+            cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce",), epochs=8, batch_size=2, lr=0.01,
                                       size=32, width=4, data=str(root),
                                       split_fractions=[0.5, 0.25, 0.25])  # fmt: skip
-            experiment.run_grid(cfgs, tmp / layout, device="cpu", quiet=True)
+            grid.run_grid(cfgs, tmp / layout, device="cpu", quiet=True)
             out[layout] = (root, tmp / layout)
         yield out
     finally:

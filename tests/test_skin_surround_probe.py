@@ -1,11 +1,11 @@
-"""benchmarks/skin_surround_probe.py: the quilted surround is made of the photo's lesion-free
+"""scripts/skin_surround_probe.py: the quilted surround is made of the photo's lesion-free
 skin only, and the zoom-out keeps its scale and place whatever the surround."""
 
 import numpy as np
 from test_artefacts import rng, scene
 
-from benchmarks import skin_surround_probe as probe
-from seglib import artefacts
+from scripts import skin_surround_probe as probe
+from seglib.robustness import artefacts
 
 
 def photo(h=400, w=500):

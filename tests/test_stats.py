@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from seglib import stats
+from seglib.report import stats
 
 
 def test_degenerate_interval_and_identical_cells():

@@ -1,4 +1,4 @@
-"""seglib.synth: layout, determinism, plausibility and learnability of synthetic PH2."""
+"""seglib.data.synth: layout, determinism, plausibility and learnability of synthetic PH2."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from seglib.data import IMAGES_DIR, PH2Error, load_ph2, make_synthetic_ph2
-from seglib.synth import synthetic_case
+from seglib.data.fetch import IMAGES_DIR
+from seglib.data.ph2 import load_ph2
+from seglib.data.synth import make_synthetic_ph2, synthetic_case
+from seglib.errors import PH2Error
 
 
 def case_paths(root, name):

@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 from tinyrun import tiny_config
 
-from seglib import checkpoint, models, store
-from seglib.__main__ import main
-from seglib.augment import augment
-from seglib.predict import export_weights, load_model
-from seglib.train import _scheduler, fit
+from seglib import models, store
+from seglib.augment.basic import augment
+from seglib.cli import main
+from seglib.engine import checkpoint
+from seglib.engine.train import fit, scheduler
+from seglib.infer.predict import export_weights, load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -63,7 +64,7 @@ def _opt(lr):
 def test_cosine_schedule_formula():
     cfg = tiny_config(".", epochs=10, lr=0.02, schedule="cosine")
     opt = _opt(cfg.lr)
-    sched = _scheduler(cfg, opt)
+    sched = scheduler(cfg, opt)
     eta_min = cfg.lr / 50
     for t in range(cfg.epochs + 1):
         want = eta_min + (cfg.lr - eta_min) * (1 + math.cos(math.pi * t / cfg.epochs)) / 2
@@ -75,7 +76,7 @@ def test_cosine_schedule_formula():
 def test_plateau_halves_after_six_epochs_without_gain():
     cfg = tiny_config(".", lr=0.01, schedule="plateau")
     opt = _opt(cfg.lr)
-    sched = _scheduler(cfg, opt)
+    sched = scheduler(cfg, opt)
     lrs = []
     for val_iou in [0.5] * 7 + [0.6] + [0.6] * 6:
         opt.step()
@@ -130,8 +131,8 @@ def test_export_ships_the_best_val_run_in_fp16_with_sidecar(tmp_path):
 def test_export_records_the_pipeline_and_predict_uses_it(tmp_path, monkeypatch):
     """`export --pipeline robust` stores it; predict/score/robustness take it by default
     (`--pipeline auto`) and an explicit --pipeline wins."""
-    from seglib import pipeline as pipeline_module
-    from seglib import predict as predict_module
+    from seglib.infer import postprocess as pipeline_module
+    from seglib.infer import predict as predict_module
 
     out = tmp_path / "results"
     _finished_run(out, "unet_bce_s0", 0, [0.3, 0.9], test_iou=0.1)

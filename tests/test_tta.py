@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seglib.tta import N_MAPS, dihedral, tta_logits, undo_dihedral
+from seglib.augment.tta import N_MAPS, dihedral, tta_logits, undo_dihedral
 
 
 def group(x):

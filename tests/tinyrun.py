@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from seglib.train import RunConfig
+from seglib.engine.train import RunConfig
 
 
 def tiny_config(root, **kw) -> RunConfig:
@@ -14,14 +14,14 @@ def tiny_config(root, **kw) -> RunConfig:
 def crash_at(monkeypatch, epoch: int):
     """Make ``fit`` raise KeyboardInterrupt at ``epoch`` (in its finite-loss check); returns a
     function that undoes it."""
-    from seglib import faults
+    from seglib.engine import failures
 
-    real = faults.check_finite
+    real = failures.check_finite
 
     def check(run_dir, e, row):
         if e == epoch:
             raise KeyboardInterrupt
         real(run_dir, e, row)
 
-    monkeypatch.setattr(faults, "check_finite", check)
-    return lambda: monkeypatch.setattr(faults, "check_finite", real)
+    monkeypatch.setattr(failures, "check_finite", check)
+    return lambda: monkeypatch.setattr(failures, "check_finite", real)

@@ -1,0 +1,1 @@
+"""Speed measurements that ship with seglib: ``python -m seglib bench``."""

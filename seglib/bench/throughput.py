@@ -1,0 +1,339 @@
+"""How long will the study take here, and how much faster is seglib than a plain loop?
+
+Three sections, each ending in a parseable ``ratio`` line (issues #7 and #16):
+
+1. ``run``: per-run throughput, a plain PyTorch loop vs seglib's ``train.fit`` on its automatic
+   path (details below).
+2. ``grid``: a small grid of the ``cpu`` preset (4 losses x ``--grid-epochs``, at the bench's
+   size, width and batch) with ``--jobs 1`` (one run at a time on all cores) vs ``--jobs 2`` (two
+   runs side by side, the cores split). Each grid pays a fixed start (worker processes import
+   torch and load the data once), so short grids understate ``--jobs 2``.
+3. ``procs``: one ``python -m seglib run`` process alone vs two of them side by side (as when the
+   tests or a notebook run beside the main job); the ratio is the pair's wall time over twice the
+   time alone (1.0 = no interference beyond sharing the cores). ``--variants`` repeats the pair
+   with ``OMP_WAIT_POLICY=ACTIVE`` (spinning OpenMP threads, seglib's behaviour before #16).
+
+Both ways train the same net (same init, seed 0), size, width, batch, epochs, Adam learning rate
+and BCE loss in one process, alternating (ABBA over the repeats; medians are reported):
+
+- ``plain``: what a student writes: fp32 eager, contiguous NCHW, float images normalised once,
+  ``DataLoader(TensorDataset(...), shuffle=True)`` (num_workers=0), a per-batch ``.item()``,
+  per-epoch validation with ``.cpu()`` predictions and IoU in numpy.
+- ``fit``: ``seglib.engine.train.fit`` on its device fast path (uint8 data normalised on the fly,
+  channels_last, no per-batch host syncs, evaluation under inference_mode, a checkpoint per
+  epoch), in a fresh temporary folder, with ``augment=False`` so both do equal work.
+
+Time = from the call to the end of the last epoch (train + validation, plus fit's checkpoints);
+fit's final test evaluation is left out. img/s = training images per second of that time.
+``--variants`` adds single ideas: plain+channels_last, plain+bf16 autocast, fit in fp32 (the
+automatic path picks bf16 where the CPU has native bf16) and fit with its augmentation on.
+
+Usage: ``python seglib/bench/throughput.py --nets unet --threads 2`` or
+``python -m seglib bench --nets unet ...``; ``--help`` lists the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from seglib import data as ph2
+from seglib import losses, models, store
+from seglib.data.ph2 import resolve_data
+from seglib.engine import grid, train
+from seglib.environ import cores
+from seglib.runtime import cpu_native_bf16, runtime
+
+SEED = 0
+DEPTH = 4  # fit's default depth; models.build's too
+
+
+def run_plain(net, data, split, a, dev, channels_last=False, bf16=False):
+    """The student loop. Returns (seconds, last-epoch val IoU)."""
+    t0 = time.perf_counter()
+    tr, va = (torch.as_tensor(s, dtype=torch.long) for s in split[:2])
+    norm = train.norm_stats(data.images[tr])  # the same statistics fit uses
+    x = (data.images.float() / 255 - norm[0]) / norm[1]
+    y = data.masks.float()
+    loader = DataLoader(TensorDataset(x[tr], y[tr]), batch_size=a.batch_size, shuffle=True)
+    val_loader = DataLoader(TensorDataset(x[va], y[va]), batch_size=a.batch_size)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    torch.manual_seed(SEED)
+    model = models.build(net, width=a.width, depth=DEPTH).to(dev, memory_format=fmt)
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    loss_fn = losses.build("bce")
+    for _epoch in range(a.epochs):
+        model.train()
+        running = 0.0
+        for xb, yb in loader:
+            xb, yb = xb.to(dev, memory_format=fmt), yb.to(dev)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_fn(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running += loss.item()  # per-batch logging: a host sync per step
+        model.eval()
+        ious = []
+        with torch.no_grad():
+            for xb, yb in val_loader:
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(xb.to(dev, memory_format=fmt))
+                pred, t = (logits > 0).cpu().numpy(), yb.numpy() > 0.5
+                inter, union = (pred & t).sum(axis=(1, 2, 3)), (pred | t).sum(axis=(1, 2, 3))
+                ious.extend(np.where(union > 0, inter / np.maximum(union, 1), 1.0))
+        val_iou = float(np.mean(ious))
+    return time.perf_counter() - t0, val_iou
+
+
+def run_fit(net, data, split, a, augment=False, precision="auto"):
+    """seglib's fit in a fresh temporary folder. Returns (seconds, last-epoch val IoU)."""
+    cfg = train.RunConfig(
+        net=net, loss="bce", seed=SEED, size=a.size, width=a.width, depth=DEPTH,
+        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=0.0,
+        schedule="none", augment=augment, data=a.data,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        run = Path(tmp) / "run"
+        t0 = time.time()
+        train.fit(cfg, data, split, run, device=a.device, quiet=True, precision=precision)
+        # history.json is rewritten after each epoch's checkpoint: its mtime marks the end
+        # of the epoch loop, before fit's final test evaluation.
+        seconds = (run / "history.json").stat().st_mtime - t0
+        val_iou = store.read_json(run / "history.json")[-1]["val_iou"]
+    return seconds, val_iou
+
+
+def ways(a, dev) -> dict:
+    """Name -> callable(net, data, split): the compared ways, plain first."""
+    out = {
+        "plain": lambda n, d, s: run_plain(n, d, s, a, dev),
+        "fit": lambda n, d, s: run_fit(n, d, s, a),
+    }
+    if a.variants:
+        out["plain+cl"] = lambda n, d, s: run_plain(n, d, s, a, dev, channels_last=True)
+        out["plain+bf16"] = lambda n, d, s: run_plain(n, d, s, a, dev, bf16=True)
+        out["fit+fp32"] = lambda n, d, s: run_fit(n, d, s, a, precision="fp32")
+        out["fit+aug"] = lambda n, d, s: run_fit(n, d, s, a, augment=True)
+    return out
+
+
+def warm_up(net, a, dev) -> None:
+    """One untimed train step per memory format, so one-time kernel setup is not timed."""
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        model = models.build(net, width=a.width, depth=DEPTH).to(dev, memory_format=fmt)
+        x = torch.randn(min(a.batch_size, 2), 3, a.size, a.size, device=dev)
+        model(x.to(memory_format=fmt)).mean().backward()
+
+
+def reset_peaks(dev) -> bool:
+    """Reset the peak RSS (Linux: /proc/self/clear_refs) and CUDA peak; True if RSS was reset."""
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peaks(dev) -> tuple[float, float]:
+    """(peak RSS MB from ru_maxrss, peak CUDA memory MB or nan)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes vs KiB
+    gpu = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else float("nan")
+    return rss_mb, gpu
+
+
+def parse(argv) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="seglib bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--nets", default="unet,segnet", help="comma list (default unet,segnet)")
+    p.add_argument("--size", type=int, default=128, help="image side, multiple of 16")
+    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=2, help="runs per way, alternating")
+    p.add_argument("--lr", type=float, default=grid.PRESETS["cpu"].lr)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", default="auto", help="cpu | cuda | auto")
+    p.add_argument("--data", default="synthetic", help="synthetic | download | PH2 folder/archive")
+    p.add_argument("--variants", action="store_true", help="also time single ideas (above)")
+    p.add_argument(
+        "--sections", default="run,grid,procs", help="comma list of run,grid,procs (default all)"
+    )
+    p.add_argument(
+        "--grid-epochs", type=int, default=10, help="epochs per run in grid and procs (default 10)"
+    )
+    if argv and argv[0] == "--":  # `python -m seglib bench -- --nets unet`
+        argv = argv[1:]
+    a = p.parse_args(argv)
+    a.nets = [n.strip().lower() for n in a.nets.split(",") if n.strip()]
+    a.sections = [n.strip().lower() for n in a.sections.split(",") if n.strip()]
+    if set(a.sections) - {"run", "grid", "procs"}:
+        p.error(f"--sections {','.join(a.sections)}: choose from run, grid, procs")
+    for n in a.nets:
+        if n not in models.NAMES:
+            p.error(f"unknown net {n!r}; choose from {', '.join(models.NAMES)}")
+    if a.size % 2**DEPTH or a.size < 2**DEPTH:
+        p.error(f"--size {a.size}: must be a multiple of {2**DEPTH}")
+    if min(a.epochs, a.repeats, a.batch_size, a.width) < 1:
+        p.error("--epochs, --repeats, --batch-size and --width must be >= 1")
+    return a
+
+
+def header(a, rt) -> str:
+    """Machine facts every number depends on."""
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    cpu = caps.get("cpu_name") or platform.processor() or "unknown CPU"
+    return (
+        f"# CPU {cpu} ({cores()} cores, {torch.backends.cpu.get_cpu_capability()}, native bf16: "
+        f"{'yes' if cpu_native_bf16() else 'no'}), device {rt.name}, precision {rt.precision}, "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}"
+    )
+
+
+def section_grid(a, net: str) -> None:
+    """A 4-run grid, ``--jobs 1`` vs ``--jobs 2``, alternating; median wall seconds."""
+    cfgs = grid.configs(
+        "cpu", nets=(net,), losses_=grid.LOSSES, data=a.data, size=a.size,
+        width=a.width, epochs=a.grid_epochs, batch_size=a.batch_size,
+    )  # fmt: skip
+    times: dict[int, list[float]] = {1: [], 2: []}
+    threads = torch.get_num_threads()
+    for r in range(a.repeats):
+        for jobs in (1, 2) if r % 2 == 0 else (2, 1):
+            with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+                t0 = time.perf_counter()
+                grid.run_grid(cfgs, tmp, device=a.device, quiet=True, tta=False, jobs=jobs)
+                times[jobs].append(time.perf_counter() - t0)
+            torch.set_num_threads(threads)  # --jobs 1 may have set it
+    t1, t2 = (statistics.median(times[j]) for j in (1, 2))
+    print(
+        f"grid {net}: {len(cfgs)} runs x {a.grid_epochs} epochs: --jobs 1 {t1:.1f} s, --jobs 2 {t2:.1f} s"
+    )
+    print(f"ratio grid {net}: jobs 2 / jobs 1 = {t1 / t2:.2f}x runs/s", flush=True)
+
+
+def _cli_run(a, net: str, out: str, env: dict) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "seglib", "run", "--preset", "cpu", "--nets", net]
+    cmd += ["--losses", "bce,dice", "--epochs", str(a.grid_epochs), "--size", str(a.size)]
+    cmd += ["--width", str(a.width), "--batch-size", str(a.batch_size), "--data", a.data]
+    cmd += ["--out", out, "--no-report", "--quiet", "--no-tta", "--device", a.device]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+
+
+def section_procs(a, net: str) -> None:
+    """One 2-run CLI grid alone vs two side by side (each with all cores, as users start them)."""
+    policies = ["PASSIVE", "ACTIVE"] if a.variants else ["PASSIVE"]
+    for policy in policies:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+        if policy == "ACTIVE":
+            env["OMP_WAIT_POLICY"] = "ACTIVE"
+        alone, pair = [], []
+        for _ in range(a.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                if _cli_run(a, net, f"{tmp}/a", env).wait():
+                    raise RuntimeError("seglib run failed in the benchmark")
+                alone.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                procs = [_cli_run(a, net, f"{tmp}/{k}", env) for k in "bc"]
+                if any(p.wait() for p in procs):
+                    raise RuntimeError("seglib run failed in the benchmark")
+                pair.append(time.perf_counter() - t0)
+        t1, t2 = statistics.median(alone), statistics.median(pair)
+        print(
+            f"procs {net} (OMP_WAIT_POLICY={policy}): alone {t1:.1f} s, two side by side {t2:.1f} s"
+        )
+        label = "" if policy == "PASSIVE" else " spinning"
+        print(
+            f"ratio procs{label} {net}: side by side / (2 x alone) = {t2 / (2 * t1):.2f}x",
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(sys.argv[1:] if argv is None else list(argv))
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    rt = runtime(a.device)
+    print(header(a, rt), flush=True)
+    if "run" in a.sections:
+        section_run(a, rt)
+    for net in a.nets:
+        if "grid" in a.sections:
+            section_grid(a, net)
+        if "procs" in a.sections:
+            section_procs(a, net)
+    return 0
+
+
+def section_run(a, rt) -> None:
+    """Plain loop vs fit, per net (ABBA over ``--repeats``)."""
+    dev = rt.device
+    data = resolve_data(a.data, a.size, quiet=True)
+    split = ph2.split_indices(len(data), seed=0)
+    n_train, n_val = len(split[0]), len(split[1])
+    todo = ways(a, dev)
+    print(
+        f"# device {rt.name}, torch {torch.__version__}, data {a.data} ({n_train} train / "
+        f"{n_val} val), size {a.size}, width {a.width}, batch {a.batch_size}, epochs {a.epochs}, "
+        f"repeats {a.repeats}, Adam lr {a.lr}, BCE",
+        flush=True,
+    )
+    rows = {}
+    for net in a.nets:
+        warm_up(net, a, dev)
+        names = list(todo)
+        for r in range(a.repeats):
+            for way in names if r % 2 == 0 else names[::-1]:  # ABBA: balances drift
+                per_run = reset_peaks(dev)
+                seconds, val_iou = todo[way](net, data, split)
+                rows.setdefault((net, way), []).append((seconds, val_iou, *peaks(dev)))
+    cuda = dev.type == "cuda"
+    head = f"{'net':<7} {'way':<11} {'img/s':>8} {'s/epoch':>8} {'val IoU':>8} {'RSS MB':>7}"
+    print(head + (f" {'GPU MB':>7}" if cuda else "") + f" {'vs plain':>9}")
+    for net in a.nets:
+        med = {w: statistics.median(r[0] for r in rows[(net, w)]) for w in todo}
+        for way in todo:
+            runs = rows[(net, way)]
+            iou = statistics.median(r[1] for r in runs)
+            rss, gpu = max(r[2] for r in runs), max(r[3] for r in runs)
+            line = (
+                f"{net:<7} {way:<11} {a.epochs * n_train / med[way]:>8.1f} "
+                f"{med[way] / a.epochs:>8.2f} {iou:>8.3f} {rss:>7.0f}"
+            )
+            print(line + (f" {gpu:>7.0f}" if cuda else "") + f" {med['plain'] / med[way]:>8.2f}x")
+        ious = [statistics.median(r[1] for r in rows[(net, w)]) for w in ("fit", "plain")]
+        print(
+            f"ratio {net}: fit / plain = {med['plain'] / med['fit']:.2f}x img/s "
+            f"(val IoU {ious[0]:.3f} vs {ious[1]:.3f}, median of {a.repeats})",
+            flush=True,
+        )
+    print(
+        "# fit: augment=False (equal work), weight_decay=0, schedule=none. Time: call to end of "
+        "the last epoch incl. validation (+ fit's checkpoints). RSS: "
+        + ("peak per run (reset before each)." if per_run else "process high-water mark.")
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

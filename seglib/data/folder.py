@@ -1,0 +1,242 @@
+"""Any folder of images and masks paired by name: find the pairs, decode them fast, cache them.
+
+Recognised layouts (``root`` is the folder given to ``--data``; sub-folders are searched up to
+``MAX_DEPTH`` levels, hidden ones skipped)::
+
+    root/images/a.jpg          root/masks/a.png            same stems in two folders
+    root/images/a.jpg          root/masks/a_mask.png       mask stems with a suffix
+    root/ISIC_0000000.jpg      root/ISIC_0000000_segmentation.png     ISIC, one folder
+    root/ISIC2018_Task1-2_Training_Input/ISIC_0000000.jpg              ISIC, two folders
+    root/ISIC2018_Task1_Training_GroundTruth/ISIC_0000000_segmentation.png
+
+A file is a mask when its stem ends with one of ``MASK_SUFFIXES``, or when the deepest folder
+on its path below ``root`` with a telling name is mask-like (``MASK_DIR_WORDS``: masks, labels,
+GroundTruth, ...) rather than image-like (``IMAGE_DIR_WORDS``: images, Input, ...); every other
+image file is an image. Its case name is the stem without that suffix. ISIC's
+``*_superpixels.png`` files are skipped. Images: JPEG, PNG or BMP of any size and aspect; masks:
+any mode, 0/1 or 0/255, the size of their image.
+
+Decoding for speed: JPEGs are decoded at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling
+(``Image.draft``) when the result is still at least the output size, and large images are first
+box-reduced by an integer factor (``resize(reducing_gap=3)``; Pillow documents the result as
+indistinguishable from a plain resize in most cases); then the same anti-aliased bilinear resize
+and mask binarisation as for PH2 (``seglib.data.ph2``). Files are decoded in a thread pool: Pillow
+releases the GIL while decoding and resizing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from seglib.data.cache import cache_dir
+from seglib.data.imageio import read_levels, read_square, square_mask
+from seglib.environ import progress_disabled
+from seglib.errors import FolderError
+from seglib.store import save_torch
+
+SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+MASK_SUFFIXES = ("_segmentation", "_mask")
+MASK_DIR_WORDS = ("mask", "groundtruth", "segmentation", "label", "annotation")
+IMAGE_DIR_WORDS = ("image", "img", "input")
+SKIP_SUFFIXES = ("_superpixels",)
+MAX_DEPTH = 3
+_CACHE_FORMAT = 1  # bump when decoding changes, to invalidate cached tensors
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One case: its name (the image stem) and its image and mask files."""
+
+    name: str
+    image: Path
+    mask: Path
+
+
+# --- finding the pairs -----------------------------------------------------------------------
+
+
+def dir_kind(name: str) -> str | None:
+    """ "mask" when a folder name contains a ``MASK_DIR_WORDS`` word (case, spaces, ``-`` and
+    ``_`` ignored) or is ``gt``; else "image" when it contains an ``IMAGE_DIR_WORDS`` word;
+    else None."""
+    flat = re.sub(r"[\s_-]", "", name.lower())
+    if flat == "gt" or any(w in flat for w in MASK_DIR_WORDS):
+        return "mask"
+    return "image" if any(w in flat for w in IMAGE_DIR_WORDS) else None
+
+
+def _files(root: Path) -> list[Path]:
+    """Image files under ``root`` up to ``MAX_DEPTH`` folders down; hidden entries skipped."""
+    out = []
+    for here, dirs, files in os.walk(root):
+        depth = len(Path(here).relative_to(root).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and depth < MAX_DEPTH)
+        out += [
+            Path(here) / f
+            for f in sorted(files)
+            if not f.startswith(".") and Path(f).suffix.lower() in SUFFIXES
+        ]
+    return out
+
+
+def classify(path: Path, root: Path) -> tuple[str, bool] | None:
+    """``(case name, is_mask)`` of an image file under ``root``, or None to skip it."""
+    stem = path.stem
+    low = stem.lower()
+    if low.endswith(SKIP_SUFFIXES):
+        return None
+    for suffix in MASK_SUFFIXES:
+        if low.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)], True
+    kinds = [k for p in path.relative_to(root).parts[:-1] if (k := dir_kind(p))]
+    return stem, bool(kinds) and kinds[-1] == "mask"
+
+
+def _unique(files: dict[str, list[Path]], what: str) -> dict[str, Path]:
+    for name, paths in files.items():
+        if len(paths) > 1:
+            listed = " and ".join(str(p) for p in paths)
+            raise FolderError(f"{paths[0]}: duplicate {what} for case {name!r}: {listed}")
+    return {name: paths[0] for name, paths in files.items()}
+
+
+def find_pairs(root: Path) -> list[Pair]:
+    """The (image, mask) pairs under ``root``, sorted by case name.
+
+    Raises:
+        FolderError: no image files, no masks, an image without mask, a mask without image, or
+            two images (or two masks) for one case (e.g. ``a.jpg`` and ``a.png``); the message
+            names the file.
+    """
+    root = Path(root)
+    images, masks = {}, {}
+    for f in _files(root):
+        kind = classify(f, root)
+        if kind is not None:
+            (masks if kind[1] else images).setdefault(kind[0], []).append(f)
+    if not images and not masks:
+        raise FolderError(
+            f"{root}: no images (expected JPEG/PNG/BMP images and masks: images/ + masks/, "
+            "or ISIC_nnnnnnn.jpg + ISIC_nnnnnnn_segmentation.png)"
+        )
+    if not masks:
+        raise FolderError(
+            f"{root}: no masks (expected a masks/ folder beside images/, or mask files named "
+            f"<image stem>{' or <image stem>'.join(MASK_SUFFIXES)}.png)"
+        )
+    images, masks = _unique(images, "image"), _unique(masks, "mask")
+    for name in sorted(images):
+        if name not in masks:
+            raise FolderError(f"{images[name]}: image without mask (case {name!r})")
+    for name in sorted(masks):
+        if name not in images:
+            raise FolderError(f"{masks[name]}: mask without image (case {name!r})")
+    return [Pair(n, images[n], masks[n]) for n in sorted(images)]
+
+
+def looks_like_pairs(root: Path) -> bool:
+    """Whether ``root`` holds at least one mask file of this layout (cheap check, no pairing)."""
+    root = Path(root)
+    return any((k := classify(f, root)) is not None and k[1] for f in _files(root))
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+
+def read_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(image uint8 (size,size,3), mask uint8 0/1 (size,size))`` of one pair; FolderError if
+    the mask's size differs from its image's."""
+    rgb, full = read_square(pair.image, size, fast=True, error=FolderError)
+    levels, (w, h) = read_levels(pair.mask, error=FolderError)
+    if (w, h) != full:
+        raise FolderError(
+            f"{pair.mask}: mask is {w}x{h} but its image {pair.image.name} is {full[0]}x{full[1]}"
+        )
+    return rgb, square_mask(levels, size, fast=True)
+
+
+def decode(pairs: list[Pair], size: int, progress: bool | None = None, desc: str = ""):
+    """``(images uint8 (N,3,size,size), masks uint8 (N,1,size,size))`` tensors of ``pairs``,
+    decoded by ``os.cpu_count()`` threads (at most 8)."""
+    images = np.empty((len(pairs), size, size, 3), np.uint8)
+    masks = np.empty((len(pairs), size, size), np.uint8)
+    workers = max(1, min(8, os.cpu_count() or 1))
+    bar = tqdm(total=len(pairs), desc=f"{desc} {size}px", unit="img",
+               disable=progress_disabled(progress))  # fmt: skip
+    with ThreadPoolExecutor(workers) as pool, bar:
+        for i, (image, mask) in enumerate(pool.map(lambda p: read_pair(p, size), pairs)):
+            images[i], masks[i] = image, mask
+            bar.update()
+    return (
+        torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+        torch.from_numpy(masks)[:, None].contiguous(),
+    )
+
+
+# --- cache -----------------------------------------------------------------------------------
+
+
+def identity(root: Path, pairs: list[Pair]) -> str:
+    """Cache identity of a folder: its path and the relative path, size and modification time
+    of every file it uses."""
+    root = Path(root)
+    parts = [f"folder {root.resolve()}"]
+    for p in pairs:
+        for f in (p.image, p.mask):
+            st = f.stat()
+            parts.append(f"{f.relative_to(root).as_posix()}:{st.st_size}:{st.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def cache_path(ident: str, size: int) -> Path:
+    """Where the tensors of the dataset with identity ``ident`` are cached at ``size``."""
+    digest = hashlib.sha256(f"{_CACHE_FORMAT}\n{ident}".encode()).hexdigest()[:20]
+    return cache_dir() / "tensors" / f"folder-{digest}-{size}.pt"
+
+
+def read_cache(path: Path, size: int) -> dict | None:
+    """Cached ``images``, ``masks``, ``names``, ``source``, or None when absent or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+        n = len(d["names"])
+        ok = d["images"].shape == (n, 3, size, size) and d["masks"].shape == (n, 1, size, size)
+        return {k: d[k] for k in ("images", "masks", "names", "source")} if ok else None
+    except Exception:
+        return None
+
+
+def load_pairs(
+    root: Path,
+    size: int,
+    *,
+    source: str,
+    ident: str | None = None,
+    cache: bool = True,
+    progress: bool | None = None,
+) -> dict:
+    """``dict(images, masks, names, source)`` of the pairs under ``root`` at ``size`` px, from
+    the cache when it holds them (``ident``: the cache identity, default the folder's)."""
+    pairs = None
+    if ident is None:
+        pairs = find_pairs(root)
+        ident = identity(root, pairs)
+    path = cache_path(ident, size)
+    if cache and (d := read_cache(path, size)) is not None:
+        return d
+    pairs = pairs or find_pairs(root)
+    images, masks = decode(pairs, size, progress, desc=source)
+    d = {"images": images, "masks": masks, "names": [p.name for p in pairs], "source": source}
+    if cache:
+        save_torch(path, d)
+    return d

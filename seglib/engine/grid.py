@@ -1,0 +1,294 @@
+"""The experiment grid: nets x losses x seeds, named presets, resumable results store.
+
+Re-running the same grid resumes it: finished runs (``test.json`` present) are skipped, an
+interrupted run continues from its ``last.pt``; a run folder whose saved config differs from the
+requested one is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seglib import losses, models, store
+from seglib.data.ph2 import resolve_data, split_indices
+from seglib.engine.failures import GridFailed, RunFailed
+from seglib.engine.train import RunConfig, fit, test_checkpoint
+from seglib.runtime import runtime
+
+NETS = ("segnet", "unet", "unet2")
+LOSSES = ("bce", "dice", "focal", "correlation")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Named training scale; any field can be overridden per call."""
+
+    name: str
+    data: str
+    size: int
+    width: int
+    epochs: int
+    batch_size: int
+    lr: float = 3e-3
+    depth: int = 4
+    weight_decay: float = 1e-4  # Adam's L2 term (torch.optim.Adam weight_decay)
+    # Per-run exceptions to weight_decay as (net, loss, value), chosen on val (README).
+    cell_weight_decay: tuple[tuple[str, str, float], ...] = ()
+
+
+PRESETS = {
+    # Synthetic data, tiny scale: the README's main job and CI's end-to-end check.
+    "smoke": Preset("smoke", "synthetic", size=64, width=8, epochs=4, batch_size=16, depth=3),
+    # Real PH2 at 128 px, width 8: the reference study, feasible on a 2-core CPU (~100 min as two
+    # 1-thread processes). 200 epochs: at 100 the runs were still improving (results/ablation).
+    # Weight decay 0 where it beat 1e-4 on val IoU (scripts/choose_on_val.py, README).
+    "cpu": Preset(
+        "cpu",
+        "download",
+        size=128,
+        width=8,
+        epochs=200,
+        batch_size=8,
+        cell_weight_decay=(
+            ("segnet", "bce", 0.0),
+            ("segnet", "dice", 0.0),
+            ("segnet", "focal", 0.0),
+            ("unet2", "dice", 0.0),
+        ),
+    ),
+    # The original course scale, for GPU users.
+    "course": Preset("course", "download", size=256, width=64, epochs=200, batch_size=25, lr=1e-3),
+}
+
+
+# Config keys that name things without changing the run (the data path may move between machines).
+LABELS = ("data", "preset")
+
+
+class ConfigMismatch(ValueError):
+    """A run folder holds a run with a different config."""
+
+
+def configs(
+    preset: str = "smoke",
+    nets=NETS,
+    losses_=LOSSES,
+    seeds=(0,),
+    **overrides,
+) -> list[RunConfig]:
+    """The grid's run configs, in run order (net, loss, seed)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    for n in nets:
+        if n not in models.NAMES:
+            raise ValueError(f"unknown net {n!r}; choose from {', '.join(models.NAMES)}")
+    for lo in losses_:
+        if lo not in losses.NAMES:
+            raise ValueError(f"unknown loss {lo!r}; choose from {', '.join(losses.NAMES)}")
+    base = dataclasses.asdict(PRESETS[preset])
+    base["preset"] = base.pop("name")
+    per_cell = {(n, lo): wd for n, lo, wd in base.pop("cell_weight_decay")}
+    if overrides.get("weight_decay") is not None:
+        per_cell = {}  # an explicit weight decay applies to every run
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    k = 2 ** base["depth"]
+    if base["size"] % k or base["size"] < k:
+        raise ValueError(f"--size {base['size']}: must be a multiple of 2**depth = {k}")
+    if not 0 <= base.get("swa", 0) <= base["epochs"]:
+        raise ValueError(
+            f"--swa {base['swa']}: must be between 0 and the epochs ({base['epochs']})"
+        )
+    wd = base["weight_decay"]
+    return [
+        RunConfig(net=n, loss=lo, seed=s, **(base | {"weight_decay": per_cell.get((n, lo), wd)}))
+        for n in nets
+        for lo in losses_
+        for s in seeds
+    ]
+
+
+def check_config(run_dir: Path, cfg: RunConfig) -> None:
+    """Refuse to mix a run folder with a different config."""
+    saved = store.read_json(run_dir / "config.json")
+    if saved is None:
+        return
+    want, default = cfg.to_dict(), RunConfig().to_dict()  # a key newer than the folder: default
+    diff = {
+        k: (saved.get(k, default[k]), v)
+        for k, v in want.items()
+        if k not in LABELS and saved.get(k, default[k]) != v
+    }
+    if diff:
+        what = ", ".join(f"{k}: saved {a!r} vs requested {b!r}" for k, (a, b) in diff.items())
+        raise ConfigMismatch(
+            f"{run_dir} holds a run with another config ({what}); "
+            "use another --out or delete that folder"
+        )
+
+
+def auto_jobs(device: str = "auto") -> int:
+    """``--jobs auto``: one run per core on CPU (``python -m seglib bench``: two 1-thread runs
+    side by side beat one 2-thread run at a time on 2 cores), one at a time on a GPU."""
+    from seglib.environ import cores
+
+    on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return 1 if on_gpu else cores()
+
+
+def plan(cfgs: list[RunConfig], out: Path) -> dict[str, list[RunConfig]]:
+    """The grid's runs by state: "finished" (``test.json``), "resumed" (``last.pt``), "new"."""
+    states: dict[str, list[RunConfig]] = {"finished": [], "resumed": [], "new": []}
+    for cfg in cfgs:
+        run_dir = Path(out) / store.run_name(cfg.net, cfg.loss, cfg.seed)
+        if (run_dir / "test.json").exists():
+            states["finished"].append(cfg)
+        elif (run_dir / "last.pt").exists():
+            states["resumed"].append(cfg)
+        else:
+            states["new"].append(cfg)
+    return states
+
+
+def run_grid(
+    cfgs: list[RunConfig],
+    out: Path,
+    device: str = "auto",
+    quiet: bool | None = None,
+    tta: bool = True,
+    precision: str = "auto",
+    jobs: int | str = 1,
+    threads: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+) -> list[dict]:
+    """Train every config into ``out/<net>_<loss>_s<seed>/`` (resuming) and return test results.
+
+    ``jobs`` > 1 (or "auto", :func:`auto_jobs`) runs that many runs side by side in worker
+    processes with ``threads`` threads each (default: the cores split evenly);
+    ``executor="ray"`` runs them as Ray tasks (on the cluster at ``ray_address``, else a local
+    Ray). A failed run (:class:`seglib.engine.failures.RunFailed`, or any error in a worker) does not stop
+    the others; :class:`seglib.engine.failures.GridFailed` is raised at the end.
+    """
+    from seglib.engine import parallel
+    from seglib.environ import threads_per_job
+
+    out = Path(out)
+    quiet = bool(os.environ.get("CI")) if quiet is None else quiet
+    if jobs == "auto":
+        jobs = auto_jobs(device)
+    if jobs < 1:
+        raise ValueError(f"--jobs {jobs}: must be at least 1")
+    if executor not in ("local", "ray"):
+        raise ValueError(f"--executor {executor}: choose local or ray")
+    for cfg in cfgs:  # refuse before any work is done
+        check_config(out / store.run_name(cfg.net, cfg.loss, cfg.seed), cfg)
+    states = plan(cfgs, out)
+    todo = [c for c in cfgs if c not in states["finished"]]
+    side_by_side = executor == "ray" or (jobs > 1 and len(todo) > 1)
+    if side_by_side:
+        per_run = threads_per_job(jobs, threads)
+    else:
+        if threads:
+            torch.set_num_threads(threads)
+        per_run = torch.get_num_threads()
+    rt = runtime(device, precision)
+    info = rt.describe() | {"threads": per_run}
+    print(
+        f"grid: {len(cfgs)} runs: {len(states['finished'])} finished (skipped), "
+        f"{len(states['resumed'])} resumed, {len(states['new'])} new; "
+        + (f"{executor} executor, " if executor == "ray" else f"{jobs} at a time, ")
+        + f"device {info['device']}, precision {info['precision']}, {per_run} threads per run, "
+        f"CPU {info['cpu']} (native bf16: {'yes' if info['cpu_native_bf16'] else 'no'})",
+        flush=True,
+    )
+    datasets: dict = {}
+    t0 = time.perf_counter()
+    for cfg in todo:  # fetch and cache every dataset once, before any worker starts
+        if (cfg.data, cfg.size) not in datasets:
+            datasets[cfg.data, cfg.size] = resolve_data(cfg.data, cfg.size, quiet)
+    results: dict[str, dict] = {}
+    for cfg in states["finished"]:
+        name = store.run_name(cfg.net, cfg.loss, cfg.seed)
+        results[name] = store.read_json(out / name / "test.json")
+    if side_by_side:
+        tasks = [
+            {
+                "name": store.run_name(c.net, c.loss, c.seed),
+                "cfg": c.to_dict(),
+                "out": str(out),
+                "device": device,
+                "precision": precision,
+                "tta": tta,
+            }
+            for c in todo
+        ]
+        if executor == "ray":
+            gpus = 1 / jobs if rt.device.type == "cuda" else 0
+            done = parallel.run_ray(tasks, out, per_run, gpus, ray_address, quiet)
+        else:
+            done = parallel.run_local(tasks, out, jobs, per_run, quiet)
+        for t, r in zip(tasks, done):
+            results[t["name"]] = {"failed": RunFailed(**r["failed"])} if "failed" in r else r
+    else:
+        for cfg in todo:
+            name = store.run_name(cfg.net, cfg.loss, cfg.seed)
+            data = datasets[cfg.data, cfg.size]
+            split = split_indices(len(data), seed=cfg.split_seed, fractions=cfg.split_fractions)
+            try:
+                results[name] = fit(
+                    cfg, data, split, out / name, device, quiet, tta, precision=precision
+                )
+            except RunFailed as e:  # NaN/inf loss: this run stops, the grid goes on
+                results[name] = {"failed": e}
+                print(f"warning: {e}", file=sys.stderr, flush=True)
+    if quiet:
+        print(f"grid: {len(cfgs)} runs in {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
+    failed = [r["failed"] for r in results.values() if "failed" in r]
+    if failed:
+        raise GridFailed(failed, len(cfgs))
+    return [results[store.run_name(c.net, c.loss, c.seed)] for c in cfgs]
+
+
+def retest(
+    out: Path,
+    data: str | None = None,
+    device: str = "auto",
+    tta: bool = True,
+    precision: str = "auto",
+) -> list[dict]:
+    """Re-evaluate every finished run's ``best.pt`` in ``out`` on its test split (rewriting
+    ``test.json``), e.g. to add test-time augmentation to runs tested without it.
+
+    ``data`` overrides the dataset path saved in each run's config (data moves between machines).
+    ``precision`` "auto" re-tests each run in the precision it was trained in (where this device
+    has it), so a re-test reproduces the numbers of the training machine.
+    """
+    runs = [r for r in store.load_runs(out) if r["test"] and (r["dir"] / "best.pt").exists()]
+    if not runs:
+        raise FileNotFoundError(f"{out}: no finished run with a best.pt checkpoint")
+    on_cuda = runtime(device).device.type == "cuda"
+    datasets, results = {}, []
+    for r in runs:
+        cfg = r["config"]
+        key = (data or cfg["data"], cfg["size"])
+        if key not in datasets:
+            datasets[key] = resolve_data(key[0], key[1], quiet=True)
+        split = split_indices(
+            len(datasets[key]), seed=cfg["split_seed"], fractions=cfg.get("split_fractions")
+        )
+        used = precision
+        if used == "auto":
+            used = (cfg.get("runtime") or {}).get("precision", "auto")
+            if used == "fp16" and not on_cuda:
+                used = "auto"
+        results.append(
+            test_checkpoint(r["dir"], datasets[key], split, device=device, tta=tta, precision=used)
+        )
+    return results

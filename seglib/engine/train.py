@@ -1,0 +1,375 @@
+"""One training run: ``fit(cfg, data, out_dir)``.
+
+Reads top to bottom: build net and loss, then per epoch train, validate, checkpoint; at the end
+evaluate the best checkpoint (by val IoU) on the test split. ``last.pt`` (model, optimizer,
+scheduler, RNG, history) lets a crash or ``kill -9`` resume: on a CPU it is written every epoch, so
+at most the epoch in flight is lost; on a GPU, where an epoch can take less time than writing it
+(docs/gpu.md), only as often as keeps its writing under :data:`GPU_SAVE_SHARE` of the run's time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from seglib import losses, metrics, models, store
+from seglib.augment.basic import augment
+from seglib.augment.strong import PATCHES, augment_strong
+from seglib.augment.tta import tta_logits
+from seglib.engine import checkpoint, failures
+from seglib.runtime import Runtime, runtime
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one run (saved as ``config.json``)."""
+
+    net: str = "unet"
+    loss: str = "bce"
+    seed: int = 0
+    split_seed: int = 0
+    split_fractions: list[float] | None = None  # (train, val, test); None: 50/25/25
+    size: int = 128
+    width: int = 16
+    depth: int = 4
+    epochs: int = 40
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # "cosine" | "plateau" | "none"
+    augment: bool | str = True  # True: flips + mild jitter; "strong": augment_strong; "mixed": half
+    # the batches strong; "mixed_patchy"(_mild): mixed, blotchy skin around zoomed-out photos
+    loss_kw: dict = field(default_factory=dict)
+    data: str = "synthetic"
+    init: str | None = None  # a model checkpoint whose weights (and norm) start the run
+    swa: int = 0  # best.pt = the average of the weights of the last ``swa`` epochs (0: off)
+    refit: bool = False  # train on train + val; best.pt = the last epoch (or the swa average)
+    preset: str = "custom"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+GPU_SAVE_SHARE = 0.1
+"""On a GPU, at most this share of a run's time goes to writing ``last.pt`` and ``best.pt``."""
+
+
+def save_due(since_save_s: float, save_s: float | None, share: float | None) -> bool:
+    """Whether to write the checkpoints now. ``since_save_s``: seconds since the last write
+    ended; ``save_s``: how long it took (None: nothing written yet); ``share``: the most of the
+    time writing may take (None: write every epoch). Writing now keeps to ``share`` when
+    ``save_s / (since_save_s + save_s) <= share``."""
+    if share is None or save_s is None:
+        return True
+    return save_s * (1 - share) <= share * since_save_s
+
+
+def _resume_state(model, opt, sched, gen, scaler, history, best, epoch) -> dict:
+    """What ``last.pt`` holds (:data:`seglib.engine.checkpoint.KEYS`)."""
+    return {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict(),
+        "gen": gen.get_state(),
+        "scaler": scaler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+        "best": best,
+        "epoch": epoch,
+    }
+
+
+def _batches(n: int, bs: int, gen: torch.Generator | None = None):
+    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
+    return [order[i : i + bs] for i in range(0, n, bs)]
+
+
+def train_step(rt: Runtime, model, loss_fn, opt, scaler, x, y):
+    """One optimiser step under the runtime's autocast (fp16: through the gradient scaler);
+    returns (loss, logits), still on the device."""
+    with rt.autocast():
+        logits = model(x)
+    loss = loss_fn(logits, y)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return loss, logits
+
+
+def _coin(gen: torch.Generator) -> bool:
+    """Half the batches of ``augment="mixed"`` get the strong augmentation, the rest the basic."""
+    return bool(torch.rand((), generator=gen) < 0.5)
+
+
+def _prep(rt: Runtime, images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor, norm):
+    x = images[idx.to(images.device)]
+    y = masks[idx.to(masks.device)]
+    x = x.to(rt.device, non_blocking=True).float().div_(255).sub_(norm[0]).div_(norm[1])
+    y = y.to(rt.device, non_blocking=True).float()
+    return rt.format(x), rt.format(y)
+
+
+@torch.inference_mode()
+def evaluate(
+    model, loss_fn, rt: Runtime, images, masks, norm, bs: int = 32, tta: bool = False
+) -> dict:
+    """Per-image metrics and the mean loss of ``model`` in eval mode; ``tta``: logits averaged
+    over the 8 flips/rotations (:func:`seglib.augment.tta.tta_logits`).
+
+    Returns a dict of (N,) CPU tensors ``iou``, ``dice``, ``score`` and float ``loss``."""
+    model.eval()
+    out = {"iou": [], "dice": [], "score": []}
+    total = torch.zeros((), device=rt.device)
+    for idx in _batches(len(images), bs):
+        x, y = _prep(rt, images, masks, idx, norm)
+        with rt.autocast():
+            logits = tta_logits(model, x) if tta else model(x)
+        total += loss_fn(logits, y) * len(idx)  # epoch mean weights every image equally
+        for k, v in metrics.summarise(metrics.from_logits(logits), y).items():
+            out[k].append(v)
+    res = {k: torch.cat(v).cpu() for k, v in out.items()}
+    res["loss"] = total.item() / len(images)
+    return res
+
+
+def averaged(model) -> torch.optim.swa_utils.AveragedModel:
+    """Running mean of ``model``'s weights and batch-norm statistics (stochastic weight
+    averaging, Izmailov et al. 2018, "Averaging weights leads to wider optima and better
+    generalization", arXiv:1803.05407); the statistics are averaged too (``use_buffers``), so no
+    extra pass over the data is needed."""
+    return torch.optim.swa_utils.AveragedModel(model, use_buffers=True)
+
+
+def scheduler(cfg: RunConfig, opt):
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=cfg.epochs, eta_min=cfg.lr / 50
+        )
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=5)
+    if cfg.schedule == "none":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; choose cosine, plateau or none")
+
+
+def norm_stats(images: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and std of uint8 images in [0,1] units, shape (2,1,3,1,1)."""
+    x = images.float().div(255)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return torch.stack([mean, std]).view(2, 1, 3, 1, 1)
+
+
+@failures.guarded  # holds the run folder's lock; clears failed.json when done
+def fit(
+    cfg: RunConfig,
+    data,
+    split,
+    out_dir: Path,
+    device: str = "auto",
+    quiet: bool = False,
+    tta: bool = True,
+    precision: str = "auto",
+    save_share: float | None | str = "auto",
+):
+    """Train one run and return its test metrics dict (also written to ``test.json``).
+
+    Args:
+        cfg: the run's config. data: a ``PH2Data`` (uint8 images, 0/1 masks) at ``cfg.size``.
+        split: (train, val, test) index arrays. out_dir: the run folder (resumed if present).
+        device: "auto", "cpu", "cuda" or any torch device string. quiet: no progress bar.
+        tta: test with test-time augmentation (see :func:`test_checkpoint`).
+        precision: "auto", "fp32", "bf16" or "fp16" (:func:`seglib.runtime.choose_precision`).
+        save_share: how often ``last.pt`` is written (:func:`save_due`): None every epoch, a
+            number the most of the time writing may take; "auto": every epoch on a CPU,
+            :data:`GPU_SAVE_SHARE` elsewhere. The last epoch is always written.
+    """
+    out_dir = Path(out_dir)
+    finished = store.read_json(out_dir / "test.json")
+    if finished is not None:
+        return finished
+    rt = runtime(device, precision)
+    if save_share == "auto":
+        save_share = None if rt.device.type == "cpu" else GPU_SAVE_SHARE
+    torch.manual_seed(cfg.seed)
+    model = rt.format(models.build(cfg.net, width=cfg.width, depth=cfg.depth).to(rt.device))
+    loss_fn = losses.build(cfg.loss, **cfg.loss_kw)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = scheduler(cfg, opt)
+    scaler = rt.scaler()
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    tr, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
+    if cfg.refit:  # the recipe was chosen on val; the final model learns from those images too
+        tr = torch.cat([tr, va])
+    images, masks = rt.resident(data.images), rt.resident(data.masks)
+    norm = norm_stats(data.images[tr]).to(rt.device)
+    if cfg.init:  # fine-tuning: the init's weights and input normalisation
+        norm = checkpoint.init_weights(Path(cfg.init), model, cfg).to(rt.device)
+    val_images, val_masks = images[va.to(images.device)], masks[va.to(masks.device)]
+    swa = averaged(model) if cfg.swa else None
+    last = out_dir / "last.pt"
+    history, best, start = checkpoint.resume(last, model, opt, sched, gen, scaler, swa)
+    store.write_json(out_dir / "config.json", cfg.to_dict() | {"runtime": rt.describe()})
+    if rt.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(rt.device)
+
+    best_ckpt, saved_at, save_s = None, time.perf_counter(), None
+    bar = tqdm(
+        range(start, cfg.epochs),
+        initial=start,
+        total=cfg.epochs,
+        desc=out_dir.name,
+        disable=quiet,
+        leave=True,
+        dynamic_ncols=True,
+    )
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=rt.device)
+        inter = torch.zeros((), device=rt.device)
+        union = torch.zeros((), device=rt.device)
+        for idx in _batches(len(tr), cfg.batch_size, gen):
+            x, y = _prep(rt, images, masks, tr[idx], norm)
+            if cfg.augment == "strong" or (cfg.augment in PATCHES and _coin(gen)):
+                x, y = augment_strong(x, y, gen, norm, PATCHES[cfg.augment])
+            elif cfg.augment:
+                x, y = augment(x, y, gen)
+            loss, logits = train_step(rt, model, loss_fn, opt, scaler, x, y)
+            loss_sum += loss.detach() * len(idx)
+            pred = logits.detach() > 0
+            inter += (pred & (y > 0.5)).sum()
+            union += (pred | (y > 0.5)).sum()
+        val = evaluate(model, loss_fn, rt, val_images, val_masks, norm)
+        val_iou = val["iou"].mean().item()
+        lr = opt.param_groups[0]["lr"]
+        sched.step(val_iou) if cfg.schedule == "plateau" else sched.step()
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum.item() / len(tr),
+            "train_iou": (inter / union.clamp_min(1)).item(),
+            "val_loss": val["loss"],
+            "val_iou": val_iou,
+            "val_dice": val["dice"].mean().item(),
+            "val_score": val["score"].mean().item(),
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
+        failures.check_finite(out_dir, epoch + 1, row)  # NaN/inf: RunFailed, last.pt kept
+        history.append(row)
+        if swa is not None and epoch >= cfg.epochs - cfg.swa:
+            swa.update_parameters(model)
+        if val_iou > best and swa is None and not cfg.refit:  # a copy, until the next write
+            best = val_iou
+            weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            best_ckpt = {"model": weights, "config": cfg.to_dict(), "norm": norm.cpu()}
+            best_ckpt["epoch"] = epoch + 1
+        if epoch + 1 == cfg.epochs or save_due(time.perf_counter() - saved_at, save_s, save_share):
+            t_save = time.perf_counter()
+            if best_ckpt is not None:
+                checkpoint.save(out_dir / "best.pt", best_ckpt)
+                best_ckpt = None
+            state = _resume_state(model, opt, sched, gen, scaler, history, best, epoch + 1)
+            if swa is not None:
+                state["swa"] = swa.state_dict()
+            checkpoint.save(last, state)
+            saved_at = time.perf_counter()
+            save_s = saved_at - t_save
+        store.write_json(out_dir / "history.json", history)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{val_iou:.3f}")
+
+    if swa is not None or cfg.refit:  # no choice on val: the average or the last epoch
+        final = swa.module if swa is not None else model  # (saved again on a resumed finish)
+        ckpt = {"model": final.state_dict(), "config": cfg.to_dict(), "norm": norm.cpu()}
+        checkpoint.save(out_dir / "best.pt", ckpt | {"epoch": len(history)})
+    speed = {
+        "train_images_per_s": len(tr) * len(history) / max(sum(h["seconds"] for h in history), 1e-9)
+    }
+    if rt.device.type == "cuda":
+        speed["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(rt.device) / 2**20
+    return test_checkpoint(
+        out_dir, data, split, device=device, tta=tta, quiet=quiet, precision=precision, extra=speed
+    )
+
+
+def _means(res: dict) -> dict:
+    return {k: res[k].mean().item() for k in ("iou", "dice", "score")}
+
+
+def test_checkpoint(
+    out_dir: Path,
+    data,
+    split,
+    device: str = "auto",
+    tta: bool = True,
+    quiet: bool = True,
+    precision: str = "auto",
+    extra: dict | None = None,
+) -> dict:
+    """Evaluate a run's ``best.pt`` on the test split, write and return ``test.json``.
+
+    The headline ``iou``/``dice``/``score`` use test-time augmentation when ``tta``; ``plain``
+    holds the test means without it, and ``val`` both variants on val (where that choice is made;
+    not for a refit, which trained on val).
+    ``extra`` (e.g. training speed) is added to ``test.json``; keys a re-test does not recompute
+    (speed, runtime) are kept from the previous ``test.json``.
+    """
+    out_dir = Path(out_dir)
+    rt = runtime(device, precision)
+    ckpt = checkpoint.load_checkpoint(out_dir / "best.pt", "model")
+    cfg = ckpt["config"]
+    model = rt.format(checkpoint.build_model(ckpt, out_dir / "best.pt")).to(rt.device)
+    loss_fn = losses.build(cfg["loss"], **cfg.get("loss_kw", {}))
+    norm = ckpt["norm"].to(rt.device)
+    _, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
+    images, masks = rt.resident(data.images), rt.resident(data.masks)
+
+    def run(idx, with_tta):
+        idx = idx.to(images.device)
+        return evaluate(model, loss_fn, rt, images[idx], masks[idx], norm, tta=with_tta)
+
+    test = run(te, tta)
+    history = store.read_json(out_dir / "history.json") or []
+    previous = store.read_json(out_dir / "test.json") or {}
+    saved_cfg = store.read_json(out_dir / "config.json") or {}
+    kept = {k: previous[k] for k in ("train_images_per_s", "peak_gpu_memory_mb") if k in previous}
+    result = {
+        **kept,
+        **_means(test),
+        "loss": test["loss"],
+        "iou_per_image": test["iou"].tolist(),
+        "dice_per_image": test["dice"].tolist(),
+        "score_per_image": test["score"].tolist(),
+        "names": [data.names[i] for i in te.tolist()],
+        "dataset": getattr(data, "source", "PH2"),
+        "tta": tta,
+        "plain": _means(run(te, False)) if tta else _means(test),
+        **(
+            {}  # a refit trained on the val images: no val numbers
+            if cfg.get("refit")
+            else {"val": {"plain": _means(run(va, False)), "tta": _means(run(va, True))}}
+        ),
+        "best_epoch": ckpt["epoch"],
+        "params": models.count_params(model),
+        "train_seconds": sum(h["seconds"] for h in history),
+        "device": previous.get("device", rt.name),
+        "runtime": previous.get("runtime", saved_cfg.get("runtime", rt.describe())),
+        "test_runtime": rt.describe(),
+        **(extra or {}),
+    }
+    store.write_json(out_dir / "test.json", result)
+    if quiet:
+        print(
+            f"{out_dir.name}: test IoU {result['iou']:.3f} Dice {result['dice']:.3f} "
+            f"score {result['score']:.3f} (best epoch {result['best_epoch']}, "
+            f"{result['train_seconds']:.0f} s)",
+            flush=True,
+        )
+    return result

@@ -1,0 +1,214 @@
+"""Predict lesion masks for new images with a checkpoint (a run's ``best.pt`` or ``weights/``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seglib.augment.tta import tta_logits
+from seglib.data.imageio import draw_outline, read_image, upsample_mask, write_png
+from seglib.engine import checkpoint
+from seglib.errors import PH2Error
+from seglib.infer import postprocess as pipe
+
+
+def _shipped_weights() -> Path:
+    """The shipped checkpoint: inside the installed package (the wheel carries it as
+    ``seglib/weights/best.pt``), else the source checkout's ``weights/best.pt``."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "weights" / "best.pt"
+    return installed if installed.is_file() else package.parent / "weights" / "best.pt"
+
+
+DEFAULT_WEIGHTS = _shipped_weights()
+
+
+def load_model(weights: Path, device: str = "cpu") -> tuple[torch.nn.Module, dict, torch.Tensor]:
+    """(model in eval mode, config dict, norm (2,1,3,1,1)) from a checkpoint file, loaded safely
+    (:func:`seglib.engine.checkpoint.load_checkpoint`: a crafted file cannot run code)."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"{weights}: no such checkpoint (train with `python -m seglib run`)"
+        )
+    ckpt = checkpoint.load_checkpoint(weights, "model")
+    model = checkpoint.build_model(ckpt, weights)
+    return model.to(device), ckpt["config"], ckpt["norm"].float().to(device)
+
+
+def _net_logits(model, norm: torch.Tensor, image: np.ndarray, side: int, tta: bool) -> torch.Tensor:
+    """(side, side) logits of ``image`` (h,w,3 uint8) resized to a ``side`` square."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255)
+    x = F.interpolate(x.to(norm.device), size=(side, side), mode="bilinear", antialias=True,
+                      align_corners=False)  # fmt: skip
+    x = (x - norm[0]) / norm[1]
+    return (tta_logits(model, x) if tta else model(x))[0, 0].float().cpu()
+
+
+def _frame_logits(model, norm, image, sides: list[int], tta: bool) -> np.ndarray:
+    """Mean logits of ``image`` over inputs of each of ``sides``, at the image's own resolution
+    (bilinear from each square)."""
+    total = 0
+    for side in sides:
+        small = _net_logits(model, norm, image, side, tta)[None, None]
+        total = total + F.interpolate(small, size=image.shape[:2], mode="bilinear",
+                                      align_corners=False)  # fmt: skip
+    return (total / len(sides))[0, 0].numpy()
+
+
+def first_pass(model, cfg, norm, image, p: pipe.Pipeline, tta: bool = True):
+    """(image after the exposure step, its mean logits over ``p``'s input sizes at the image's
+    resolution): steps 1-2 of a non-plain pipeline, before the one-region step."""
+    if p.exposure:
+        target = float(norm[0].flatten().cpu().numpy() @ pipe.LUMA) * 255
+        image = pipe.apply_gain(image, pipe.exposure_gain(image, target, p.exposure_band))
+    return image, _frame_logits(model, norm, image, pipe.input_sides(cfg["size"], p), tta)
+
+
+@torch.inference_mode()
+def predict_mask(
+    model,
+    cfg: dict,
+    norm: torch.Tensor,
+    image: np.ndarray,
+    tta: bool = True,
+    out_size: tuple[int, int] | None = None,
+    pipeline: str | pipe.Pipeline | None = None,
+) -> np.ndarray:
+    """Binary (H,W) bool mask of ``image`` at ``out_size`` (default: the image's own size).
+
+    ``pipeline`` (:mod:`seglib.infer.postprocess`; default: the checkpoint's, else plain): plain resizes
+    the image to the training size, predicts logits (averaged over the 8 flips/rotations if
+    ``tta``), resizes them bilinearly to ``out_size`` and thresholds at 0 (probability 0.5);
+    robust adds exposure normalisation, several input sizes, one connected component
+    (:mod:`seglib.infer.postprocess`, step 3) and zoom-in refinement of small lesions."""
+    p = pipe.resolve(pipeline, cfg)
+    out_size = tuple(out_size or image.shape[:2])
+    sides = pipe.input_sides(cfg["size"], p)
+    if p == pipe.PIPELINES["plain"]:
+        return upsample_mask(_net_logits(model, norm, image, sides[0], tta).numpy(), out_size)
+    image, logits = first_pass(model, cfg, norm, image, p, tta)
+    weight = pipe.component_weight(logits, p.component) if p.largest else None
+    mask = logits > 0
+    if p.largest:
+        mask = pipe.largest_component(mask, weight)
+    region = pipe.seed_region(logits, mask, p.seed_prob) if p.zoom > 0 else None
+    window = region is not None and pipe.zoom_window(region, p.zoom, p.zoom_max, p.zoom_min)
+    if window:
+        top, left, h, w = window
+        crop = _frame_logits(model, norm, image[top : top + h, left : left + w], sides, tta)
+        logits = np.full(logits.shape, -1e4, np.float32)  # the lesion is inside the window
+        logits[top : top + h, left : left + w] = crop
+        weight = pipe.component_weight(logits, p.component) if p.largest else None
+    if not window and out_size == logits.shape:
+        return mask  # the coarse mask is the answer (its component already chosen)
+    mask = upsample_mask(logits, out_size) if out_size != logits.shape else logits > 0
+    if not p.largest:
+        return mask
+    if weight is not None and weight.shape != out_size:
+        weight = F.interpolate(torch.from_numpy(weight)[None, None], size=out_size,
+                               mode="bilinear", align_corners=False)[0, 0].numpy()  # fmt: skip
+    return pipe.largest_component(mask, weight)
+
+
+class PredictFailed(ValueError):
+    """Some inputs could not be read; the others were written. ``written``: their masks."""
+
+    def __init__(self, bad: list[str], total: int, written: list[Path]):
+        self.written = written
+        super().__init__(
+            f"{len(bad)} of {total} images not predicted (no mask written for them): "
+            + "; ".join(bad)
+        )
+
+
+def _check_outputs(images: list[Path], out: Path) -> None:
+    """Refuse before any work: an output folder that is a file, two inputs with one mask name."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder (--out must be a folder)")
+    seen: dict[str, Path] = {}
+    for path in images:
+        if path.stem in seen and seen[path.stem] != path:
+            raise ValueError(
+                f"{path}: same name as {seen[path.stem]}; both would write "
+                f"{out / (path.stem + '_mask.png')} (predict them into separate --out folders)"
+            )
+        seen[path.stem] = path
+
+
+def predict_files(
+    weights: Path,
+    images: list[Path],
+    out: Path,
+    device: str = "cpu",
+    tta: bool = True,
+    overlay: bool = False,
+    on_written=None,
+    pipeline: str | None = None,
+) -> list[Path]:
+    """Write ``<out>/<stem>_mask.png`` (0/255, the upright input's resolution) for every image,
+    and ``<stem>_overlay.png`` (the image with the mask outline) if ``overlay``.
+
+    Bad input policy: the weights and the output names are checked before anything is written;
+    then every readable image is processed, each file written atomically (temp file + rename),
+    and the unreadable ones are reported together at the end (:class:`PredictFailed`, exit 2).
+    ``on_written(path)`` is called after each file is written. ``pipeline``: as in
+    :func:`predict_mask` (default: the checkpoint's)."""
+    images = [Path(p) for p in images]
+    out = Path(out)
+    _check_outputs(images, out)
+    model, cfg, norm = load_model(weights, device)
+    pipe.resolve(pipeline, cfg)  # an unknown name fails before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    written, bad = [], []
+    for path in images:
+        try:
+            image, full = read_image(path)
+        except PH2Error as e:
+            bad.append(str(e))
+            continue
+        mask = predict_mask(model, cfg, norm, image, tta=tta, out_size=full, pipeline=pipeline)
+        dests = [out / f"{path.stem}_mask.png"]
+        write_png(dests[0], mask.astype(np.uint8) * 255)
+        if overlay:
+            dests.append(out / f"{path.stem}_overlay.png")
+            write_png(dests[1], draw_outline(image, mask))
+        for d in dests:
+            written.append(d)
+            if on_written:
+                on_written(d)
+    if bad:
+        raise PredictFailed(bad, len(images), written)
+    return written
+
+
+def export_weights(
+    results: Path, dest: Path = DEFAULT_WEIGHTS, pipeline: str | None = None
+) -> Path:
+    """Copy the best run's checkpoint (highest best val IoU: chosen on val, never on test; a
+    refit only alone, as it trained on val) to
+    ``dest`` in fp16, with its config beside it as ``<dest>.json``; return the run folder.
+    ``pipeline`` (:mod:`seglib.infer.postprocess`) is recorded in the config as the checkpoint's default
+    inference pipeline."""
+    from seglib import store
+
+    runs = [r for r in store.load_runs(results) if r["test"] and (r["dir"] / "best.pt").exists()]
+    if not runs:
+        raise FileNotFoundError(f"{results}: no finished run with a best.pt checkpoint")
+    if len(runs) > 1 and any(r["config"].get("refit") for r in runs):
+        raise ValueError(
+            f"{results}: {len(runs)} runs, refits among them (trained on val): none can be chosen "
+            "on val; export a folder holding the one run to ship"
+        )
+    best = max(runs, key=lambda r: max(h["val_iou"] for h in r["history"]))
+    ckpt = checkpoint.load_checkpoint(best["dir"] / "best.pt", "model")
+    if pipeline is not None:
+        pipe.resolve(pipeline, {})  # an unknown name fails here
+        ckpt["config"] = {**ckpt["config"], "pipeline": pipeline}
+    ckpt["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    checkpoint.save(dest, ckpt)
+    store.write_json(Path(dest).with_suffix(".json"), {"run": best["name"], **ckpt["config"]})
+    return best["dir"]
