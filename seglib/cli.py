@@ -77,6 +77,7 @@ def run_configs(a) -> list:
         batch_size=a.batch_size,
         lr=a.lr,
         weight_decay=a.weight_decay,
+        encoder_lr_scale=a.encoder_lr_scale,
         split_fractions=a.split,
         init=a.init and str(Path(a.init).resolve()),
         swa=a.swa,
@@ -209,6 +210,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, help="images per batch (default: the preset's)")
     r.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
     r.add_argument("--weight-decay", type=float, help="Adam's L2 weight decay (default 1e-4)")
+    r.add_argument("--encoder-lr-scale", type=float,
+                   help="a pretrained encoder learns at lr x this (default: the net's recipe)")  # fmt: skip
     r.add_argument("--split", type=_fractions, help="train,val,test fractions (default .5,.25,.25)")
     r.add_argument(
         "--augment",
@@ -256,7 +259,7 @@ def parser() -> argparse.ArgumentParser:
         "--executor",
         default="local",
         choices=("local", "ray"),
-        help="local processes, or Ray tasks (pip install -r requirements-ray.txt)",
+        help="local processes, or Ray tasks (pip install 'seglib[ray]')",
     )
     r.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
     r.add_argument("--quiet", action="store_true", help="one line per run, no progress bars")

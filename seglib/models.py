@@ -1,4 +1,5 @@
-"""SegNet, UNet and UNet2 for binary segmentation: (B,3,H,W) float -> (B,1,H,W) logits.
+"""SegNet, UNet and UNet2 for binary segmentation: (B,3,H,W) float -> (B,1,H,W) logits
+(and, by name, the pretrained EffUNet of :mod:`seglib.pretrained`).
 
 - SegNet (Badrinarayanan et al. 2017, arXiv 1511.00561): VGG-like encoder whose max-pools keep
   their indices; the decoder max-unpools with those indices, then convolves. No skip features.
@@ -15,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NAMES = ("segnet", "unet", "unet2")
+NAMES = ("segnet", "unet", "unet2", "effunet")
+PRETRAINED = ("effunet",)  # nets with an ImageNet-pretrained encoder (seglib.pretrained)
 
 
 def conv_bn_relu(cin: int, cout: int, n: int = 2) -> nn.Sequential:
@@ -133,13 +135,21 @@ class _Checked(nn.Sequential):
         return super().forward(x)
 
 
-def build(name: str, width: int = 64, depth: int = 4, **kw) -> nn.Module:
-    """Build a net by name ("segnet", "unet", "unet2"); output is (B,1,H,W) logits."""
+def build(name: str, width: int = 64, depth: int = 4, pretrained: bool = False, **kw) -> nn.Module:
+    """Build a net by name ("segnet", "unet", "unet2", "effunet"); output is (B,1,H,W) logits.
+
+    ``effunet`` (:class:`seglib.pretrained.EffUNet`) takes any input size and ignores ``depth``
+    (its encoder has 5 stages); ``pretrained=True`` loads its ImageNet encoder weights (for
+    training; a checkpoint brings its own)."""
     name = name.lower()
     if name not in NAMES:
         raise ValueError(f"unknown net {name!r}; choose from {', '.join(NAMES)}")
     if width < 1 or depth < 1:
         raise ValueError(f"width and depth must be >= 1, got width={width}, depth={depth}")
+    if name == "effunet":
+        from seglib.pretrained import EffUNet  # timm and smp load only when asked for
+
+        return EffUNet(width, pretrained=pretrained)
     if name == "segnet":
         net = SegNet(width, depth, **kw)
     else:

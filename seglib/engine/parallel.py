@@ -111,7 +111,7 @@ def run_ray(tasks: list[dict], out: Path, threads: int, gpus: float, address: st
         import ray
     except ImportError:
         raise ValueError(
-            "--executor ray needs Ray: pip install -r requirements-ray.txt (or 'ray>=2.9')"
+            "--executor ray needs Ray: pip install 'seglib[ray]' (or 'ray>=2.9')"
         ) from None
     started = not ray.is_initialized()
     if started:

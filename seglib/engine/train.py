@@ -42,6 +42,7 @@ class RunConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # "cosine" | "plateau" | "none"
+    encoder_lr_scale: float = 1.0  # a pretrained encoder learns at lr x this (seglib.pretrained)
     augment: bool | str = True  # True: flips + mild jitter; "strong": augment_strong; "mixed": half
     # the batches strong; "mixed_patchy"(_mild): mixed, blotchy skin around zoomed-out photos
     loss_kw: dict = field(default_factory=dict)
@@ -158,6 +159,20 @@ def scheduler(cfg: RunConfig, opt):
     raise ValueError(f"unknown schedule {cfg.schedule!r}; choose cosine, plateau or none")
 
 
+def param_groups(model, cfg: RunConfig) -> list[dict]:
+    """Adam's parameter groups: a pretrained encoder's weights at ``lr x encoder_lr_scale`` (a
+    smaller step keeps what ImageNet taught it while the new decoder learns), the rest at lr."""
+    encoder = getattr(model, "encoder", None)
+    if encoder is None or cfg.encoder_lr_scale == 1.0:
+        return [{"params": list(model.parameters())}]
+    own = {id(p) for p in encoder.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in own]
+    return [
+        {"params": list(encoder.parameters()), "lr": cfg.lr * cfg.encoder_lr_scale},
+        {"params": rest},
+    ]
+
+
 def norm_stats(images: torch.Tensor) -> torch.Tensor:
     """Per-channel mean and std of uint8 images in [0,1] units, shape (2,1,3,1,1)."""
     x = images.float().div(255)
@@ -198,9 +213,11 @@ def fit(
     if save_share == "auto":
         save_share = None if rt.device.type == "cpu" else GPU_SAVE_SHARE
     torch.manual_seed(cfg.seed)
-    model = rt.format(models.build(cfg.net, width=cfg.width, depth=cfg.depth).to(rt.device))
+    pretrained = cfg.net in models.PRETRAINED
+    net = models.build(cfg.net, cfg.width, cfg.depth, pretrained=pretrained and not cfg.init)
+    model = rt.format(net.to(rt.device))
     loss_fn = losses.build(cfg.loss, **cfg.loss_kw)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = scheduler(cfg, opt)
     scaler = rt.scaler()
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -209,7 +226,12 @@ def fit(
     if cfg.refit:  # the recipe was chosen on val; the final model learns from those images too
         tr = torch.cat([tr, va])
     images, masks = rt.resident(data.images), rt.resident(data.masks)
-    norm = norm_stats(data.images[tr]).to(rt.device)
+    if pretrained:  # the encoder's own input normalisation (ImageNet's)
+        from seglib.pretrained import imagenet_norm
+
+        norm = imagenet_norm().to(rt.device)
+    else:
+        norm = norm_stats(data.images[tr]).to(rt.device)
     if cfg.init:  # fine-tuning: the init's weights and input normalisation
         norm = checkpoint.init_weights(Path(cfg.init), model, cfg).to(rt.device)
     val_images, val_masks = images[va.to(images.device)], masks[va.to(masks.device)]
@@ -249,7 +271,7 @@ def fit(
             union += (pred | (y > 0.5)).sum()
         val = evaluate(model, loss_fn, rt, val_images, val_masks, norm)
         val_iou = val["iou"].mean().item()
-        lr = opt.param_groups[0]["lr"]
+        lr = opt.param_groups[-1]["lr"]  # the decoder's (a pretrained encoder's is scaled)
         sched.step(val_iou) if cfg.schedule == "plateau" else sched.step()
         row = {
             "epoch": epoch + 1,

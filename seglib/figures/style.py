@@ -13,7 +13,7 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-NET_COLORS = {"segnet": "#1f77b4", "unet": "#ff7f0e", "unet2": "#2ca02c"}
+NET_COLORS = {"segnet": "#1f77b4", "unet": "#ff7f0e", "unet2": "#2ca02c", "effunet": "#9edae5"}
 LOSS_COLORS = {"bce": "#d62728", "dice": "#9467bd", "focal": "#8c564b", "correlation": "#e377c2"}
 EXTRA_COLORS = ("#17becf", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39")
 SVG_RC = {"svg.hashsalt": "seglib", "svg.fonttype": "none"}

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-NETS = ("segnet", "unet", "unet2")
+NETS = ("segnet", "unet", "unet2", "effunet")
 LOSSES = ("bce", "dice", "focal", "correlation")
 # ORIGINAL report's test table (course score, 200 epochs, last epoch, 256 px): NOT our results.
 ORIGINAL_SCORES = {
@@ -32,6 +32,7 @@ DISPLAY = {
     "segnet": "SegNet",
     "unet": "UNet",
     "unet2": "UNet2",
+    "effunet": "EffUNet",
     "bce": "BCE",
     "dice": "Dice",
     "focal": "Focal",

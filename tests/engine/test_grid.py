@@ -28,7 +28,7 @@ from seglib.engine import checkpoint, grid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HISTORY_KEYS = {
     "epoch",
     "train_loss",
@@ -231,11 +231,12 @@ def test_kill_mid_run_then_resume(smoke_cache, env_cache, tmp_path):
     try:
         deadline = time.monotonic() + 300
         rows = []
-        while len(rows) < 3:
+        while len(rows) < 3:  # the event: a history with 3 epochs written
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no 3 epochs within 300 s"
             rows = store.read_json(history_file, [])
             time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGSTOP)  # frozen mid-run, however fast this machine is
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     finally:

@@ -9,8 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_checkpoint import model_ckpt
-from tinyrun import tiny_config
+from helpers import model_ckpt, tiny_config
 
 from seglib.cli import parser, run_configs
 from seglib.engine import checkpoint

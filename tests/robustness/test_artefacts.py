@@ -5,24 +5,10 @@ import io
 
 import numpy as np
 import pytest
+from helpers import rng, scene
 from PIL import Image, ImageFilter
 
 from seglib.robustness import artefacts, drawn
-
-
-def scene(h=60, w=80, box=(20, 35, 30, 50)):
-    """Grey-pink skin with one dark rectangular lesion rows box[0]:box[1], cols box[2]:box[3];
-    pixel values vary with position so any misplaced pixel shows."""
-    yy, xx = np.mgrid[:h, :w]
-    image = np.stack([180 + yy % 7, 140 + xx % 11, 120 + (yy + xx) % 5], -1).astype(np.uint8)
-    mask = np.zeros((h, w), bool)
-    mask[box[0] : box[1], box[2] : box[3]] = True
-    image[mask] = (70, 45, 30)
-    return image, mask
-
-
-def rng(seed=0):
-    return np.random.default_rng(seed)
 
 
 def test_registry_is_honestly_split():

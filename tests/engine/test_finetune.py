@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_checkpoint import model_ckpt
-from tinyrun import crash_at, tiny_config
+from helpers import crash_at, model_ckpt, tiny_config
 
 from seglib.cli import parser, run_configs
 from seglib.engine import checkpoint

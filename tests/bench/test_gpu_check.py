@@ -19,7 +19,7 @@ import torch
 
 from benchmarks import gpu_bench, gpu_results
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 RATIO = r"^ratio {}: auto / fp32 = \d+\.\d\dx img/s"
 

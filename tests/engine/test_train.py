@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_config
 from PIL import Image
-from tinyrun import tiny_config
 
 from seglib import models, store
 from seglib.augment.basic import augment

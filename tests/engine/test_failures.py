@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tinyrun import tiny_config
+from helpers import read_line, tiny_config
 
 from seglib import models, store
 from seglib.cli import main
@@ -25,7 +25,7 @@ from seglib.engine.train import fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 HOLD = """
 import sys, time
@@ -45,7 +45,7 @@ def holder(tmp_path):
         [sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True, env=env
     )
     try:
-        assert proc.stdout.readline().strip() == "locked"
+        assert read_line(proc).strip() == "locked"
         yield proc, run
     finally:
         proc.kill()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_config
 from PIL import Image, ImageOps
-from tinyrun import tiny_config
 
 from seglib import models
 from seglib.cli import main

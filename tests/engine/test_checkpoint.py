@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import model_ckpt, tiny_config
 from PIL import Image
-from tinyrun import tiny_config
 
 from seglib import models, store
 from seglib.cli import main
@@ -25,7 +25,7 @@ from seglib.engine.train import fit
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Payload:
@@ -55,16 +55,6 @@ def payload_must_not_run(marker: Path):
         yield
     finally:
         assert not marker.exists(), f"the pickle's payload ran: it created {marker}"
-
-
-def model_ckpt(path: Path, net="unet", width=4, depth=2, **cfg) -> Path:
-    """A real seglib model checkpoint of a fresh net (no training needed to test loading)."""
-    torch.manual_seed(0)
-    model = models.build(net, width=width, depth=depth)
-    config = tiny_config("synthetic", net=net, width=width, depth=depth).to_dict() | cfg
-    norm = torch.tensor([[0.5] * 3, [0.25] * 3]).view(2, 1, 3, 1, 1)
-    checkpoint.save(path, {"model": model.state_dict(), "config": config, "norm": norm, "epoch": 1})
-    return path
 
 
 def run_cli(argv, capsys) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_checkpoint import model_ckpt
+from helpers import model_ckpt
 
 from scripts import ensemble_val as mod
 

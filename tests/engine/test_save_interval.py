@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from tinyrun import crash_at, tiny_config
+from helpers import crash_at, tiny_config
 
 from seglib.engine import checkpoint
 from seglib.engine.train import fit, save_due

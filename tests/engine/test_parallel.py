@@ -13,8 +13,20 @@ import pytest
 
 from seglib import store
 
-REPO = Path(__file__).resolve().parent.parent
-GRID = ["--preset", "smoke", "--nets", "unet,segnet", "--losses", "bce,dice", "--epochs", "2"]
+REPO = Path(__file__).resolve().parents[2]
+# Threads per run fixed (not the cores split over --jobs): the same metrics on any machine.
+GRID = [
+    "--preset",
+    "smoke",
+    "--nets",
+    "unet,segnet",
+    "--losses",
+    "bce,dice",
+    "--threads",
+    "1",
+    "--epochs",
+    "2",
+]
 KEYS = ("iou", "dice", "score", "iou_per_image", "best_epoch")
 
 

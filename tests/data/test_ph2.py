@@ -22,7 +22,7 @@ from seglib.errors import PH2Error
 
 REAL_ARCHIVE = Path(
     os.environ.get("SEGLIB_PH2")
-    or Path(__file__).resolve().parents[2] / "shared" / "data" / "PH2Dataset.tar.xz"
+    or Path(__file__).resolve().parents[3] / "shared" / "data" / "PH2Dataset.tar.xz"
 )
 USER_CACHE = os.environ.get("SEGLIB_CACHE")  # before any fixture changes it
 

@@ -2,7 +2,7 @@
 skin only, and the zoom-out keeps its scale and place whatever the surround."""
 
 import numpy as np
-from test_artefacts import rng, scene
+from helpers import rng, scene
 
 from scripts import skin_surround_probe as probe
 from seglib.robustness import artefacts
