@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .threads import threads_per_job
+from .tta import BATCH
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -63,6 +66,7 @@ class Runtime:
     device: torch.device
     precision: str  # "fp32" | "bf16" | "fp16"
     channels_last: bool = True
+    infer_batch: int = BATCH  # images per forward at inference (1: TTA view by view)
 
     @property
     def amp_dtype(self):
@@ -106,6 +110,14 @@ class Runtime:
     def resident(self, t):
         """Where the dataset lives: on the GPU for CUDA, CPU memory otherwise."""
         return t.to(self.device) if self.device.type == "cuda" else t
+
+
+def use_cores(threads: int | None = None) -> int:
+    """Set torch's CPU threads once for this process: ``threads``, else every core it may use
+    (:func:`seglib.threads.cores`, as a grid worker running alone); return the number."""
+    n = threads_per_job(1, threads)
+    torch.set_num_threads(n)
+    return n
 
 
 def runtime(device: str = "auto", precision: str = "auto") -> Runtime:
