@@ -9,7 +9,11 @@ Precision (``--precision auto``, :func:`choose_precision`):
   probe reports), fp32 elsewhere: bf16 autocast measured 8-17x *slower* than fp32 on a Zen 3
   without it and 1.3-2x faster on CPUs with it (README, Speed).
 
-Threads: torch's default (all cores) for one job; ``--jobs N`` splits the cores. OpenMP threads
+Inference (``predict``, ``score``, ``robustness``, the grid's test phase) runs in the same
+precision and memory format as training, ``--precision`` overriding as for ``run``.
+
+Threads: torch's default (all cores) for one job; ``--jobs N`` splits the cores; ``predict``,
+``score`` and ``robustness`` set every core once at start (:func:`use_cores`). OpenMP threads
 that busy-wait slow other processes sharing the cores 6-12x, so :func:`quiet_openmp` sets
 ``OMP_WAIT_POLICY=PASSIVE`` in processes seglib owns, before torch starts its thread pool
 (:mod:`seglib.threads`).

@@ -264,3 +264,43 @@ def test_fast_path_masks_agree_with_the_old_fp32_path(shipped_small, tmp_path, m
             np.testing.assert_array_equal(got, want, err_msg=path.name)
         else:
             assert (got & want).sum() / (got | want).sum() >= 0.995, path.name
+
+
+@pytest.mark.parametrize("command", ["predict", "score", "robustness"])
+def test_precision_option_reaches_the_runtime(weights, synth_tree, tmp_path, monkeypatch,
+                                              capsys, command):  # fmt: skip
+    """``--precision`` is passed to the runtime choice (default auto); fp16 on CPU is refused
+    with the runtime's message."""
+    from seglib import device, robustness, score
+
+    asked = []
+
+    def spy(dev="auto", precision="auto"):
+        asked.append(precision)
+        return device.runtime(dev, precision)
+
+    for module in (predict_module, score, robustness):
+        monkeypatch.setattr(module, "runtime", spy)
+    image = tmp_path / "a.png"
+    Image.fromarray(pattern(20, 30)).save(image)
+    argv = {
+        "predict": ["predict", str(image), "--out", str(tmp_path / "o")],
+        "score": ["score", "--data", str(synth_tree), "--out", str(tmp_path / "s.csv")],
+        "robustness": [
+            "robustness",
+            "--data",
+            str(synth_tree),
+            "--split",
+            "val",
+            "--kinds",
+            "blur",
+        ],
+    }[command]
+    argv += [str(weights)] if command == "robustness" else ["--weights", str(weights)]
+    argv += ["--no-tta"]
+    assert main(argv) == 0
+    assert main([*argv, "--precision", "bf16"]) == 0
+    assert main([*argv, "--precision", "fp32"]) == 0
+    assert asked == ["auto", "bf16", "fp32"]
+    assert main([*argv, "--precision", "fp16"]) == 2
+    assert "error: --precision fp16: CUDA only" in capsys.readouterr().err
