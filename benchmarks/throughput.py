@@ -1,6 +1,6 @@
 """How long will the study take here, and how much faster is seglib than a plain loop?
 
-Three sections, each ending in a parseable ``ratio`` line (issues #7 and #16):
+Four sections, each ending in a parseable ``ratio`` line (issues #7 and #16):
 
 1. ``run``: per-run throughput, a plain PyTorch loop vs seglib's ``train.fit`` on its automatic
    path (details below).
@@ -12,6 +12,13 @@ Three sections, each ending in a parseable ``ratio`` line (issues #7 and #16):
    tests or a notebook run beside the main job); the ratio is the pair's wall time over twice the
    time alone (1.0 = no interference beyond sharing the cores). ``--variants`` repeats the pair
    with ``OMP_WAIT_POLICY=ACTIVE`` (spinning OpenMP threads, seglib's behaviour before #16).
+4. ``predict``: ``predict`` with test-time augmentation on ``--images`` synthetic ISIC-style
+   JPEGs, the way it ran before (``today``: fp32, contiguous model, one view per forward, file
+   by file) vs ``seglib.predict.predict_files`` (``fast``: the runtime's precision,
+   channels-last, the views batched, decoding and writing in threads), alternating: images/s,
+   CPU use (process CPU time / wall) and whether the two ways' masks agree; on a GPU also
+   ``fast`` there. ``--variants`` adds ``fast`` with a contiguous model and, where the runtime
+   picks bf16, in fp32.
 
 Both ways train the same net (same init, seed 0), size, width, batch, epochs, Adam learning rate
 and BCE loss in one process, alternating (ABBA over the repeats; medians are reported):
@@ -49,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 if __package__ in (None, ""):  # run as a script: make the repo root importable
@@ -56,8 +64,14 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
 
 from seglib import data as ph2  # noqa: E402
 from seglib import experiment, losses, models, store, train  # noqa: E402
-from seglib.device import cpu_native_bf16, runtime  # noqa: E402
+from seglib import pipeline as pipe  # noqa: E402
+from seglib import predict as predict_module  # noqa: E402
+from seglib.device import Runtime, cpu_native_bf16, runtime, use_cores  # noqa: E402
+from seglib.imageio import read_image, write_png  # noqa: E402
+from seglib.synth import make_synthetic_pairs  # noqa: E402
 from seglib.threads import cores  # noqa: E402
+
+SECTIONS = ("run", "grid", "procs", "predict")
 
 SEED = 0
 DEPTH = 4  # fit's default depth; models.build's too
@@ -178,18 +192,33 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument("--data", default="synthetic", help="synthetic | download | PH2 folder/archive")
     p.add_argument("--variants", action="store_true", help="also time single ideas (above)")
     p.add_argument(
-        "--sections", default="run,grid,procs", help="comma list of run,grid,procs (default all)"
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma list of {','.join(SECTIONS)} (default all)",
     )
     p.add_argument(
         "--grid-epochs", type=int, default=10, help="epochs per run in grid and procs (default 10)"
     )
+    p.add_argument(
+        "--weights",
+        default=str(predict_module.DEFAULT_WEIGHTS),
+        help="predict: checkpoint (default: the shipped weights)",
+    )
+    p.add_argument("--images", type=int, default=8, help="predict: images (default 8)")
+    p.add_argument("--image-size", default="576x768", help="predict: image HxW (default 576x768)")
     if argv and argv[0] == "--":  # `python -m seglib bench -- --nets unet`
         argv = argv[1:]
     a = p.parse_args(argv)
     a.nets = [n.strip().lower() for n in a.nets.split(",") if n.strip()]
     a.sections = [n.strip().lower() for n in a.sections.split(",") if n.strip()]
-    if set(a.sections) - {"run", "grid", "procs"}:
-        p.error(f"--sections {','.join(a.sections)}: choose from run, grid, procs")
+    if set(a.sections) - set(SECTIONS):
+        p.error(f"--sections {','.join(a.sections)}: choose from {', '.join(SECTIONS)}")
+    try:
+        a.image_size = tuple(int(v) for v in a.image_size.lower().split("x"))
+    except ValueError:
+        a.image_size = ()
+    if len(a.image_size) != 2 or min(a.image_size) < 16 or a.images < 1:
+        p.error("--image-size must be HxW (each at least 16) and --images at least 1")
     for n in a.nets:
         if n not in models.NAMES:
             p.error(f"unknown net {n!r}; choose from {', '.join(models.NAMES)}")
@@ -285,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             section_grid(a, net)
         if "procs" in a.sections:
             section_procs(a, net)
+    if "predict" in a.sections:
+        section_predict(a)
     return 0
 
 
@@ -339,3 +370,116 @@ def section_run(a, rt) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+TODAY = Runtime(torch.device("cpu"), "fp32", channels_last=False, infer_batch=1)
+"""How ``predict`` ran the net before its fast path: fp32, contiguous, one view per forward."""
+
+
+def predict_today(weights: Path, paths: list[Path], out: Path) -> None:
+    """``predict`` as it was: read, predict and write each file in turn, in :data:`TODAY`."""
+    model, cfg, norm = predict_module.load_model(weights, TODAY)
+    for path in paths:
+        image, full = read_image(path)
+        mask = predict_module.predict_mask(model, cfg, norm, image, out_size=full, rt=TODAY)
+        write_png(out / f"{path.stem}_mask.png", mask.astype(np.uint8) * 255)
+
+
+def predict_fast(weights: Path, paths: list[Path], out: Path, rt: Runtime | None = None) -> None:
+    """``predict_files``, the code behind ``python -m seglib predict`` (in its own runtime
+    choice, or in ``rt`` for the variants)."""
+    predict_module.predict_files(weights, paths, out, device="cpu", rt=rt)
+
+
+def predict_ways(a, weights: Path) -> dict:
+    """Name -> (callable(paths, out folder), the runtime it predicts in), today first."""
+    auto = runtime("cpu")
+
+    def fast(rt):
+        return lambda ps, out: predict_fast(weights, ps, out, rt)
+
+    ways = {
+        "today": (lambda ps, out: predict_today(weights, ps, out), TODAY),
+        "fast": (fast(None), auto),
+    }
+    if a.variants:
+        contiguous = Runtime(auto.device, auto.precision, channels_last=False)
+        ways["fast contiguous"] = (fast(contiguous), contiguous)
+        if auto.precision != "fp32":
+            fp32 = Runtime(auto.device, "fp32")
+            ways["fast fp32"] = (fast(fp32), fp32)
+    if torch.cuda.is_available() and a.device != "cpu":
+        gpu = runtime("cuda" if a.device == "auto" else a.device)
+        ways["fast cuda"] = (fast(gpu), gpu)
+    return ways
+
+
+def _read_masks(folder: Path, paths: list[Path]) -> list[np.ndarray]:
+    out = []
+    for path in paths:
+        with Image.open(folder / f"{path.stem}_mask.png") as im:
+            out.append(np.asarray(im) > 127)
+    return out
+
+
+def section_predict(a) -> None:
+    """``predict`` with TTA, today's way vs the fast path, alternating; medians of ``--repeats``."""
+    weights = Path(a.weights)
+    threads = torch.get_num_threads()
+    use_cores(a.threads)
+    _, cfg, _ = predict_module.load_model(weights)
+    name = pipe.name_of(None, cfg)
+    sides = pipe.input_sides(cfg["size"], pipe.resolve(name, cfg))
+    h, w = a.image_size
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_synthetic_pairs(Path(tmp) / "data", n=a.images, seed=0, shape=(h, w))
+        paths = sorted(root.glob("*.jpg"))
+        ways = predict_ways(a, weights)
+        print(
+            f"# predict: {weights.name} ({cfg['net']} width {cfg['width']}, {name} pipeline, "
+            f"input sides {','.join(map(str, sides))}), {len(paths)} synthetic ISIC-style JPEGs "
+            f"{w}x{h}, TTA on, repeats {a.repeats}, threads {torch.get_num_threads()}",
+            flush=True,
+        )
+        for run, _ in ways.values():  # untimed: one image, so one-time kernel setup is not timed
+            run(paths[:1], Path(tempfile.mkdtemp(dir=tmp)))
+        times: dict[str, list[tuple[float, float]]] = {k: [] for k in ways}
+        masks = {}
+        names = list(ways)
+        for r in range(a.repeats):
+            for way in names if r % 2 == 0 else names[::-1]:  # ABBA: balances drift
+                out = Path(tmp) / f"{way}_{r}"
+                out.mkdir()
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                t0, c0 = time.perf_counter(), time.process_time()
+                ways[way][0](paths, out)
+                wall = time.perf_counter() - t0
+                times[way].append((wall, (time.process_time() - c0) / wall))
+                masks[way] = _read_masks(out, paths)
+    print(f"{'predict way':<24} {'img/s':>7} {'CPU%':>6}  {'precision':<9} {'format':<14} views")
+    med = {}
+    for way, (_, rt) in ways.items():
+        med[way] = statistics.median(t for t, _ in times[way])
+        cpu = statistics.median(c for _, c in times[way])
+        fmt = "channels-last" if rt.channels_last else "contiguous"
+        print(
+            f"predict {way:<16} {len(paths) / med[way]:>7.2f} {100 * cpu:>5.0f}%  "
+            f"{rt.precision:<9} {fmt:<14} {rt.infer_batch}"
+        )
+    for way in [w for w in ("fast", "fast cuda") if w in ways]:
+        ious = [_iou(m, t) for m, t in zip(masks[way], masks["today"], strict=True)]
+        same = sum(bool((m == t).all()) for m, t in zip(masks[way], masks["today"], strict=True))
+        cpu = {k: statistics.median(c for _, c in times[k]) for k in (way, "today")}
+        print(
+            f"ratio predict{way[4:]}: {way} / today = {med['today'] / med[way]:.2f}x img/s "
+            f"(CPU {100 * cpu[way]:.0f}% vs {100 * cpu['today']:.0f}%; masks identical on "
+            f"{same}/{len(paths)} images, min IoU {min(ious):.4f}; median of {a.repeats})",
+            flush=True,
+        )
+    torch.set_num_threads(threads)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0

@@ -203,6 +203,7 @@ def predict_files(
     on_written=None,
     pipeline: str | None = None,
     precision: str = "auto",
+    rt: Runtime | None = None,
 ) -> list[Path]:
     """Write ``<out>/<stem>_mask.png`` (0/255, the upright input's resolution) for every image,
     and ``<stem>_overlay.png`` (the image with the mask outline) if ``overlay``.
@@ -212,12 +213,13 @@ def predict_files(
     and the unreadable ones are reported together at the end (:class:`PredictFailed`, exit 2).
     ``on_written(path)`` is called after each file is written. ``pipeline``: as in
     :func:`predict_mask` (default: the checkpoint's); ``precision``: as in training
-    (:func:`seglib.device.runtime`). The next images are decoded, and each mask written, in
-    background threads while the net runs."""
+    (:func:`seglib.device.runtime`), or ``rt``: a runtime to use instead (the benchmark's
+    variants). The next images are decoded, and each mask written, in background threads while
+    the net runs."""
     images = [Path(p) for p in images]
     out = Path(out)
     _check_outputs(images, out)
-    rt = runtime(device, precision)
+    rt = rt or runtime(device, precision)
     model, cfg, norm = load_model(weights, rt)
     pipe.resolve(pipeline, cfg)  # an unknown name fails before anything is written
     out.mkdir(parents=True, exist_ok=True)
