@@ -297,7 +297,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     pr.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     pr.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
-    pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (faster)")
     pr.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
     pr.add_argument("--overlay", action="store_true", help="also <stem>_overlay.png: outline")
     pr.set_defaults(func=cmd_predict)
@@ -312,7 +312,7 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     sc.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     sc.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
-    sc.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    sc.add_argument("--no-tta", action="store_true", help="no test-time augmentation (faster)")
     sc.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
     sc.set_defaults(func=cmd_score)
 
@@ -343,7 +343,7 @@ def parser() -> argparse.ArgumentParser:
     rb.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     rb.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     rb.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
-    rb.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    rb.add_argument("--no-tta", action="store_true", help="no test-time augmentation (faster)")
     rb.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
     rb.set_defaults(func=cmd_robustness)
 
