@@ -17,6 +17,7 @@ quiet_openmp()  # before anything imports torch: idle OpenMP threads sleep (segl
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # seglib.runtime.PRECISIONS, without importing torch
 PIPELINE_CHOICES = ("auto", "plain", "robust")  # seglib.infer.postprocess.PIPELINES and "auto"
 PIPELINE_HELP = "inference pipeline (default auto: the checkpoint's; docs/robustness.md)"
+PRECISION_HELP = "auto (default): the runtime's choice, as for run (bf16 where the CPU has it)"
 
 DESCRIPTION = (
     "Skin-lesion segmentation on PH2 or your own images: train the grid of nets x losses (run), "
@@ -152,19 +153,24 @@ def cmd_report(a) -> None:
 
 def cmd_predict(a) -> None:
     from seglib.infer.predict import DEFAULT_WEIGHTS, predict_files
+    from seglib.runtime import use_cores
 
+    use_cores(a.threads)
     weights = a.weights or DEFAULT_WEIGHTS
     predict_files(weights, a.images, a.out, device=a.device, tta=not a.no_tta,
-                  overlay=a.overlay, on_written=print, pipeline=a.pipeline)  # fmt: skip
+                  overlay=a.overlay, on_written=print, pipeline=a.pipeline,
+                  precision=a.precision)  # fmt: skip
 
 
 def cmd_score(a) -> None:
     from seglib.infer.predict import DEFAULT_WEIGHTS
     from seglib.infer.score import score, summary_lines, write_csv
+    from seglib.runtime import use_cores
 
+    use_cores(a.threads)
     source, rows = score(a.weights or DEFAULT_WEIGHTS, Path(a.data), split=a.split,
                          device=a.device, tta=not a.no_tta, overlays=a.overlays, worst=a.worst,
-                         pipeline=a.pipeline)  # fmt: skip
+                         pipeline=a.pipeline, precision=a.precision)  # fmt: skip
     if a.out:
         write_csv(rows, Path(a.out))
     print("\n".join(summary_lines(source, rows, a.split, not a.no_tta)))
@@ -294,7 +300,9 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--weights", help="checkpoint (default: the shipped weights/best.pt)")
     pr.add_argument("--out", default=".", help="output folder (default .)")
     pr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    pr.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    pr.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (faster)")
     pr.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
     pr.add_argument("--overlay", action="store_true", help="also <stem>_overlay.png: outline")
     pr.set_defaults(func=cmd_predict)
@@ -307,7 +315,9 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--worst", type=int, default=0, help="overlays of the K worst images by IoU")
     sc.add_argument("--overlays", help="folder for the --worst overlays (PNG)")
     sc.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    sc.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    sc.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    sc.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    sc.add_argument("--no-tta", action="store_true", help="no test-time augmentation (faster)")
     sc.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
     sc.set_defaults(func=cmd_score)
 
@@ -337,7 +347,8 @@ def parser() -> argparse.ArgumentParser:
     rb.add_argument("--seed", type=int, default=0, help="artefact seed (default 0)")
     rb.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     rb.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    rb.add_argument("--no-tta", action="store_true", help="no test-time augmentation (8x faster)")
+    rb.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    rb.add_argument("--no-tta", action="store_true", help="no test-time augmentation (faster)")
     rb.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
     rb.set_defaults(func=cmd_robustness)
 

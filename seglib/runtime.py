@@ -9,7 +9,11 @@ Precision (``--precision auto``, :func:`choose_precision`):
   probe reports), fp32 elsewhere: bf16 autocast measured 8-17x *slower* than fp32 on a Zen 3
   without it and 1.3-2x faster on CPUs with it (README, Speed).
 
-Threads: torch's default (all cores) for one job; ``--jobs N`` splits the cores. OpenMP threads
+Inference (``predict``, ``score``, ``robustness``, the grid's test phase) runs in the same
+precision and memory format as training, ``--precision`` overriding as for ``run``.
+
+Threads: torch's default (all cores) for one job; ``--jobs N`` splits the cores; ``predict``,
+``score`` and ``robustness`` set every core once at start (:func:`use_cores`). OpenMP threads
 that busy-wait slow other processes sharing the cores 6-12x, so :func:`quiet_openmp` sets
 ``OMP_WAIT_POLICY=PASSIVE`` in processes seglib owns, before torch starts its thread pool
 (:mod:`seglib.environ`).
@@ -22,7 +26,15 @@ from dataclasses import dataclass
 
 import torch
 
+from seglib.environ import threads_per_job
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+INFER_BATCH = 8
+"""Images per forward pass :func:`seglib.augment.tta.tta_logits` aims at: the views of a small batch go through the
+net together. On a 2-core CPU (UNet width 16, fp32, channels-last) 8 images per forward took
+0.6x the time per image of one at 288 px and 16 were slower again (caches): 8 covers one
+image's 8 views. A batch already this large runs one view per forward, as before."""
 
 
 def cpu_native_bf16() -> bool:
@@ -63,6 +75,7 @@ class Runtime:
     device: torch.device
     precision: str  # "fp32" | "bf16" | "fp16"
     channels_last: bool = True
+    infer_batch: int = INFER_BATCH  # images per forward at inference (1: TTA view by view)
 
     @property
     def amp_dtype(self):
@@ -106,6 +119,14 @@ class Runtime:
     def resident(self, t):
         """Where the dataset lives: on the GPU for CUDA, CPU memory otherwise."""
         return t.to(self.device) if self.device.type == "cuda" else t
+
+
+def use_cores(threads: int | None = None) -> int:
+    """Set torch's CPU threads once for this process: ``threads``, else every core it may use
+    (:func:`seglib.environ.cores`, as a grid worker running alone); return the number."""
+    n = threads_per_job(1, threads)
+    torch.set_num_threads(n)
+    return n
 
 
 def runtime(device: str = "auto", precision: str = "auto") -> Runtime:

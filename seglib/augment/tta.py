@@ -7,7 +7,10 @@ maps (``augment``), so the mean prediction over them is a cheap ensemble (Moshko
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
+
+from seglib.runtime import INFER_BATCH as BATCH
 
 N_MAPS = 8
 
@@ -35,15 +38,35 @@ def undo_dihedral(x: Tensor, k: int) -> Tensor:
     return x
 
 
-def tta_logits(model, x: Tensor, maps: int = N_MAPS) -> Tensor:
+def tta_logits(model, x: Tensor, maps: int = N_MAPS, batch: int = BATCH) -> Tensor:
     """Mean logits of ``model`` over the first ``maps`` dihedral maps of a square batch ``x``.
 
     Shape: (B, C, H, H) -> the model's output shape. ``maps=1`` is the plain prediction.
+    The views go through the net ``max(1, batch // B)`` maps at a time, stacked into one batch
+    in ``x``'s memory format (``batch=1``: one forward per map); the logits are summed in map
+    order in float32 either way.
     """
     if not 1 <= maps <= N_MAPS:
         raise ValueError(f"maps={maps}: must be 1..{N_MAPS}")
+    n = x.shape[0]
+    per = max(1, batch // max(1, n))
+    fmt = _memory_format(x)
     total = None
-    for k in range(maps):
-        y = undo_dihedral(model(dihedral(x, k)), k).float()
-        total = y if total is None else total + y
+    for first in range(0, maps, per):
+        ks = range(first, min(first + per, maps))
+        views = torch.cat([dihedral(x, k) for k in ks]).contiguous(memory_format=fmt)
+        for k, y in zip(ks, model(views).split(n), strict=True):
+            y = undo_dihedral(y, k).float()
+            total = y if total is None else total + y
     return total / maps
+
+
+def _memory_format(x: Tensor) -> torch.memory_format:
+    """channels_last for a 4-D batch stored so (a runtime's format), else contiguous."""
+    if (
+        x.dim() == 4
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return torch.channels_last
+    return torch.contiguous_format

@@ -1,6 +1,6 @@
 """How long will the study take here, and how much faster is seglib than a plain loop?
 
-Three sections, each ending in a parseable ``ratio`` line (issues #7 and #16):
+Four sections, each ending in a parseable ``ratio`` line (issues #7 and #16):
 
 1. ``run``: per-run throughput, a plain PyTorch loop vs seglib's ``train.fit`` on its automatic
    path (details below).
@@ -12,6 +12,13 @@ Three sections, each ending in a parseable ``ratio`` line (issues #7 and #16):
    tests or a notebook run beside the main job); the ratio is the pair's wall time over twice the
    time alone (1.0 = no interference beyond sharing the cores). ``--variants`` repeats the pair
    with ``OMP_WAIT_POLICY=ACTIVE`` (spinning OpenMP threads, seglib's behaviour before #16).
+4. ``predict``: ``predict`` with test-time augmentation on ``--images`` synthetic ISIC-style
+   JPEGs, the way it ran before (``today``: fp32, contiguous model, one view per forward, file
+   by file) vs ``seglib.infer.predict.predict_files`` (``fast``: the runtime's precision,
+   channels-last, the views batched, decoding and writing in threads), alternating: images/s,
+   CPU use (process CPU time / wall) and whether the two ways' masks agree; on a GPU also
+   ``fast`` there. ``--variants`` adds ``fast`` with a contiguous model and, where the runtime
+   picks bf16, in fp32.
 
 Both ways train the same net (same init, seed 0), size, width, batch, epochs, Adam learning rate
 and BCE loss in one process, alternating (ABBA over the repeats; medians are reported):
@@ -56,7 +63,10 @@ from seglib import losses, models, store
 from seglib.data.ph2 import resolve_data
 from seglib.engine import grid, train
 from seglib.environ import cores
+from seglib.infer import predict as predict_module
 from seglib.runtime import cpu_native_bf16, runtime
+
+SECTIONS = ("run", "grid", "procs", "predict")
 
 SEED = 0
 DEPTH = 4  # fit's default depth; models.build's too
@@ -177,18 +187,33 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument("--data", default="synthetic", help="synthetic | download | PH2 folder/archive")
     p.add_argument("--variants", action="store_true", help="also time single ideas (above)")
     p.add_argument(
-        "--sections", default="run,grid,procs", help="comma list of run,grid,procs (default all)"
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma list of {','.join(SECTIONS)} (default all)",
     )
     p.add_argument(
         "--grid-epochs", type=int, default=10, help="epochs per run in grid and procs (default 10)"
     )
+    p.add_argument(
+        "--weights",
+        default=str(predict_module.DEFAULT_WEIGHTS),
+        help="predict: checkpoint (default: the shipped weights)",
+    )
+    p.add_argument("--images", type=int, default=8, help="predict: images (default 8)")
+    p.add_argument("--image-size", default="576x768", help="predict: image HxW (default 576x768)")
     if argv and argv[0] == "--":  # `python -m seglib bench -- --nets unet`
         argv = argv[1:]
     a = p.parse_args(argv)
     a.nets = [n.strip().lower() for n in a.nets.split(",") if n.strip()]
     a.sections = [n.strip().lower() for n in a.sections.split(",") if n.strip()]
-    if set(a.sections) - {"run", "grid", "procs"}:
-        p.error(f"--sections {','.join(a.sections)}: choose from run, grid, procs")
+    if set(a.sections) - set(SECTIONS):
+        p.error(f"--sections {','.join(a.sections)}: choose from {', '.join(SECTIONS)}")
+    try:
+        a.image_size = tuple(int(v) for v in a.image_size.lower().split("x"))
+    except ValueError:
+        a.image_size = ()
+    if len(a.image_size) != 2 or min(a.image_size) < 16 or a.images < 1:
+        p.error("--image-size must be HxW (each at least 16) and --images at least 1")
     for n in a.nets:
         if n not in models.NAMES:
             p.error(f"unknown net {n!r}; choose from {', '.join(models.NAMES)}")
@@ -283,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
             section_grid(a, net)
         if "procs" in a.sections:
             section_procs(a, net)
+    if "predict" in a.sections:
+        from seglib.bench.predict import section_predict
+
+        section_predict(a)
     return 0
 
 

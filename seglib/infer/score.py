@@ -24,7 +24,8 @@ from seglib.data.fetch import extract_cached, find_images_dir
 from seglib.data.imageio import outline, read_rgb, read_truth, tint
 from seglib.data.ph2 import case_files, is_ph2, split_indices
 from seglib.errors import PH2Error
-from seglib.infer.predict import load_model, predict_mask
+from seglib.infer.predict import load_model, predict_mask, prefetch
+from seglib.runtime import runtime
 
 SPLITS = ("all", "train", "val", "test")
 COLUMNS = ("name", "iou", "dice", "score", "image", "mask")
@@ -83,24 +84,27 @@ def score(
     overlays: Path | None = None,
     worst: int = 0,
     pipeline: str | None = None,
+    precision: str = "auto",
 ) -> tuple[str, list[dict]]:
     """Predict and score every image of ``data`` (or of one split of it: the checkpoint's
     ``split_seed`` and fractions, as in training); return ``(dataset name, rows)``, one row per
     image with the ``COLUMNS`` keys. With ``overlays`` and ``worst``, write overlays of the
     ``worst`` images by IoU to ``overlays/<rank>_<name>.png``. ``pipeline``: as in
-    :func:`seglib.infer.predict.predict_mask` (default: the checkpoint's)."""
+    :func:`seglib.infer.predict.predict_mask` (default: the checkpoint's); ``precision``: as in
+    training (:func:`seglib.runtime.runtime`). Images and masks are read a few ahead in a
+    background thread."""
     if split not in SPLITS:
         raise ValueError(f"--split {split}: choose from {', '.join(SPLITS)}")
-    model, cfg, norm = load_model(weights, device)
+    rt = runtime(device, precision)
+    model, cfg, norm = load_model(weights, rt)
     source, pairs = dataset_pairs(data)
     if split != "all":
         parts = split_indices(len(pairs), cfg.get("split_seed", 0), cfg.get("split_fractions"))
         pairs = [pairs[i] for i in parts[SPLITS.index(split) - 1]]
     rows, keep = [], {}
-    for p in pairs:
-        image = read_rgb(p.image)
-        pred = predict_mask(model, cfg, norm, image, tta=tta, pipeline=pipeline)
-        truth = read_truth(p.mask, image.shape[:2])
+    for p, loaded in prefetch(pairs, _read_pair):
+        image, truth = loaded.result()
+        pred = predict_mask(model, cfg, norm, image, tta=tta, pipeline=pipeline, rt=rt)
         m = metrics.summarise(
             torch.from_numpy(pred)[None, None], torch.from_numpy(truth)[None, None]
         )
@@ -113,12 +117,16 @@ def score(
     if overlays is not None and keep:
         Path(overlays).mkdir(parents=True, exist_ok=True)
         for rank, name in enumerate(sorted(keep, key=lambda k: (keep[k][0], k)), 1):
-            p = keep[name][1]
-            image = read_rgb(p.image)
-            pred = predict_mask(model, cfg, norm, image, tta=tta, pipeline=pipeline)
-            truth = read_truth(p.mask, image.shape[:2])
+            image, truth = _read_pair(keep[name][1])
+            pred = predict_mask(model, cfg, norm, image, tta=tta, pipeline=pipeline, rt=rt)
             _overlay(image, pred, truth).save(Path(overlays) / f"{rank:02d}_{name}.png")
     return source, rows
+
+
+def _read_pair(p: folder.Pair) -> tuple[np.ndarray, np.ndarray]:
+    """(image (H,W,3) uint8 at full resolution, expert mask (H,W) bool) of a pair."""
+    image = read_rgb(p.image)
+    return image, read_truth(p.mask, image.shape[:2])
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

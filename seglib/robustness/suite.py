@@ -24,9 +24,10 @@ from seglib.data.imageio import read_rgb, read_truth
 from seglib.data.ph2 import split_indices
 from seglib.environ import progress_disabled
 from seglib.infer.postprocess import name_of
-from seglib.infer.predict import load_model, predict_mask
+from seglib.infer.predict import load_model, predict_mask, prefetch
 from seglib.infer.score import dataset_pairs
 from seglib.robustness import artefacts
+from seglib.runtime import runtime, use_cores
 
 BASIC_KINDS = ("rot90",)
 """Kinds the basic augmentation (flips and quarter turns of the square input) already covers."""
@@ -84,6 +85,7 @@ def evaluate(
     seed: int = 0,
     progress: bool | None = None,
     pipeline: str | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Score ``weights`` on the ``split`` cases of ``data``, clean and under each of ``kinds``
     (default: all of :data:`seglib.robustness.artefacts.KINDS`).
@@ -91,29 +93,36 @@ def evaluate(
     Returns a JSON-ready dict: the settings, ``names``, and ``rows``: one per kind ("clean"
     first) with mean ``iou``/``dice``/``score``, ``drop_iou``/``drop_score`` (clean minus kind;
     positive is worse), ``trained`` (kind imitated by the checkpoint's training augmentation)
-    and the per-image values. ``pipeline``: :mod:`seglib.infer.postprocess` (default: the checkpoint's).
+    and the per-image values. ``pipeline``: :mod:`seglib.infer.postprocess` (default: the checkpoint's);
+    ``precision``: as in training (:func:`seglib.runtime.runtime`). Each image and its artefact
+    versions are made a few images ahead in a background thread.
     """
     kinds = list(artefacts.KINDS) if kinds is None else list(kinds)
     for k in kinds:
         if k not in artefacts.KINDS:
             raise ValueError(f"unknown artefact {k!r}; choose from {', '.join(artefacts.KINDS)}")
-    model, cfg, norm = load_model(weights, device)
+    rt = runtime(device, precision)
+    model, cfg, norm = load_model(weights, rt)
     pipeline = name_of(pipeline, cfg)  # an unknown name fails before any work
     cases = checkpoint_cases(weights, cfg, data, split)
     per = {k: {c: [] for c in COLUMNS} for k in ["clean", *kinds]}
-    bar = tqdm(cases, desc=f"robustness {split}", disable=progress_disabled(progress))
-    for name, image_path, mask_path in bar:
+
+    def versions(case) -> list:  # [(kind, image, mask)], "clean" first
+        name, image_path, mask_path = case
         image = read_rgb(image_path)
         mask = read_truth(mask_path, image.shape[:2])
-        for kind in ["clean", *kinds]:
-            img, msk = (
-                (image, mask)
-                if kind == "clean"
-                else artefacts.apply(kind, image, mask, rng_for(seed, kind, name))
-            )
-            pred = predict_mask(model, cfg, norm, img, tta=tta, pipeline=pipeline)
-            for c, v in scores(pred, msk).items():
-                per[kind][c].append(v)
+        return [(kind, *((image, mask) if kind == "clean" else
+                         artefacts.apply(kind, image, mask, rng_for(seed, kind, name))))
+                for kind in ["clean", *kinds]]  # fmt: skip
+
+    bar = tqdm(total=len(cases), desc=f"robustness {split}", disable=progress_disabled(progress))
+    with bar:
+        for _, loaded in prefetch(cases, versions, ahead=1):
+            for kind, img, msk in loaded.result():
+                pred = predict_mask(model, cfg, norm, img, tta=tta, pipeline=pipeline, rt=rt)
+                for c, v in scores(pred, msk).items():
+                    per[kind][c].append(v)
+            bar.update()
     seen = seen_in_training(cfg)
     clean = {c: float(np.mean(per["clean"][c])) for c in COLUMNS}
     rows = []
@@ -136,6 +145,7 @@ def evaluate(
         "n": len(cases),
         "tta": tta,
         "pipeline": pipeline,
+        "precision": rt.precision,
         "seed": seed,
         "size": cfg["size"],
         "augment": cfg.get("augment", True),
@@ -183,8 +193,7 @@ def update_card(path: Path, result: dict) -> None:
 
 def run(a) -> None:
     """CLI entry: ``python -m seglib robustness WEIGHTS --data PH2 [--json OUT] ...``."""
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    use_cores(a.threads)
     result = evaluate(
         Path(a.weights),
         Path(a.data),
@@ -194,6 +203,7 @@ def run(a) -> None:
         device=a.device,
         seed=a.seed,
         pipeline=a.pipeline,
+        precision=a.precision,
     )
     print(table(result))
     if a.json:

@@ -58,3 +58,45 @@ def test_position_bias_is_averaged_over_the_group():
 def test_bad_map_count_is_refused(maps):
     with pytest.raises(ValueError, match="maps"):
         tta_logits(torch.nn.Identity(), X, maps=maps)
+
+
+def loop_reference(model, x, maps=N_MAPS):
+    """The per-view loop TTA was before its views were batched: one forward per map."""
+    total = None
+    for k in range(maps):
+        y = undo_dihedral(model(dihedral(x, k)), k).float()
+        total = y if total is None else total + y
+    return total / maps
+
+
+class Counting(torch.nn.Module):
+    """``net`` recording the batch size of every forward call."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.sizes = net, []
+
+    def forward(self, x):
+        self.sizes.append(x.shape[0])
+        return self.net(x)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("n, batch, sizes", [(1, 8, [8]), (2, 8, [8] * 2), (3, 8, [6] * 4),
+                                             (1, 1, [1] * 8), (16, 8, [16] * 8)])  # fmt: skip
+def test_batched_views_equal_the_per_view_loop_in_fp32(n, batch, sizes, channels_last):
+    """A UNet (batch norm in eval mode, skips, pooling): the batched views give the loop's
+    logits (to float32 summation order inside the convolutions), in the forwards planned."""
+    from seglib import models
+
+    torch.manual_seed(0)
+    net = models.build("unet", width=4, depth=2).eval()
+    x = torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    if channels_last:
+        net, x = net.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    counted = Counting(net)
+    with torch.inference_mode():
+        want = loop_reference(net, x)
+        got = tta_logits(counted, x, batch=batch)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert counted.sizes == sizes

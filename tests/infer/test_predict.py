@@ -15,13 +15,15 @@ from helpers import tiny_config
 from PIL import Image, ImageOps
 
 from seglib import models
+from seglib.augment.tta import N_MAPS, dihedral, undo_dihedral
 from seglib.cli import main
 from seglib.data import imageio
 from seglib.data.imageio import read_image, upsample_mask
-from seglib.data.synth import synthetic_case
+from seglib.data.synth import make_synthetic_pairs, synthetic_case
 from seglib.engine import checkpoint
 from seglib.errors import PH2Error
-from seglib.infer.predict import load_model, predict_files, predict_mask
+from seglib.infer import predict as predict_module
+from seglib.infer.predict import DEFAULT_WEIGHTS, load_model, predict_files, predict_mask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -220,3 +222,89 @@ def test_decompression_bomb_is_refused_with_the_file_named(tmp_path, monkeypatch
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(PH2Error, match="bomb.png: image too large to open safely"):
         read_image(tmp_path / "bomb.png")
+
+
+@pytest.fixture(scope="module")
+def shipped_small(tmp_path_factory) -> Path:
+    """The shipped weights (UNet width 16, robust pipeline) with a 64 px training size: input
+    sides 64 and 96 instead of 192 and 288, the same net at a ninth of the cost."""
+    ckpt = checkpoint.load_checkpoint(DEFAULT_WEIGHTS, "model")
+    assert ckpt["config"]["pipeline"] == "robust"
+    ckpt["config"] = {**ckpt["config"], "size": 64}
+    path = tmp_path_factory.mktemp("shipped") / "best.pt"
+    checkpoint.save(path, ckpt)
+    return path
+
+
+def view_by_view(model, x):
+    """TTA as it was before batching: one fp32 forward per dihedral map, summed in order."""
+    total = None
+    for k in range(N_MAPS):
+        y = undo_dihedral(model(dihedral(x, k)), k).float()
+        total = y if total is None else total + y
+    return total / N_MAPS
+
+
+@pytest.mark.parametrize("precision, n", [("fp32", 4), ("bf16", 2)])
+def test_fast_path_masks_agree_with_the_old_fp32_path(shipped_small, tmp_path, monkeypatch,
+                                                      precision, n):  # fmt: skip
+    """``predict`` (channels-last, the 8 views in one batch, prefetch and writer threads) on
+    synthetic ISIC-style JPEGs: the masks are those of the old path (fp32, contiguous model,
+    one view per forward, file by file) exactly in fp32, and within IoU 0.995 in bf16."""
+    root = make_synthetic_pairs(tmp_path / "d", n=n, seed=3, shape=(150, 200))
+    paths = sorted(root.glob("*.jpg"))
+    predict_files(shipped_small, paths, tmp_path / "out", precision=precision)
+    model, cfg, norm = load_model(shipped_small)  # fp32, as loaded
+    monkeypatch.setattr(predict_module, "tta_logits", lambda m, x, **kw: view_by_view(m, x))
+    for path in paths:
+        image, full = read_image(path)
+        want = predict_mask(model, cfg, norm, image, out_size=full)
+        with Image.open(tmp_path / "out" / f"{path.stem}_mask.png") as im:
+            got = np.asarray(im) > 127
+        assert 0.05 < want.mean() < 0.6, path.name  # a lesion, not an empty or full mask
+        if precision == "fp32":
+            np.testing.assert_array_equal(got, want, err_msg=path.name)
+        else:
+            assert (got & want).sum() / (got | want).sum() >= 0.995, path.name
+
+
+@pytest.mark.parametrize("command", ["predict", "score", "robustness"])
+def test_precision_option_reaches_the_runtime(weights, synth_tree, tmp_path, monkeypatch,
+                                              capsys, command):  # fmt: skip
+    """``--precision`` is passed to the runtime choice (default auto); fp16 on CPU is refused
+    with the runtime's message."""
+    from seglib import runtime as rt_module
+    from seglib.infer import score
+    from seglib.robustness import suite
+
+    asked = []
+
+    def spy(dev="auto", precision="auto"):
+        asked.append(precision)
+        return rt_module.runtime(dev, precision)
+
+    for module in (predict_module, score, suite):
+        monkeypatch.setattr(module, "runtime", spy)
+    image = tmp_path / "a.png"
+    Image.fromarray(pattern(20, 30)).save(image)
+    argv = {
+        "predict": ["predict", str(image), "--out", str(tmp_path / "o")],
+        "score": ["score", "--data", str(synth_tree), "--out", str(tmp_path / "s.csv")],
+        "robustness": [
+            "robustness",
+            "--data",
+            str(synth_tree),
+            "--split",
+            "val",
+            "--kinds",
+            "blur",
+        ],
+    }[command]
+    argv += [str(weights)] if command == "robustness" else ["--weights", str(weights)]
+    argv += ["--no-tta"]
+    assert main(argv) == 0
+    assert main([*argv, "--precision", "bf16"]) == 0
+    assert main([*argv, "--precision", "fp32"]) == 0
+    assert asked == ["auto", "bf16", "fp32"]
+    assert main([*argv, "--precision", "fp16"]) == 2
+    assert "error: --precision fp16: CUDA only" in capsys.readouterr().err

@@ -35,7 +35,7 @@ def test_full_resolution_scores_match_the_generator_masks(synth_tree, ckpt, cach
     monkeypatch.setattr(
         suite,
         "predict_mask",
-        lambda m, c, n, image, tta, pipeline=None: np.ones(image.shape[:2], bool),
+        lambda m, c, n, image, tta, pipeline=None, rt=None: np.ones(image.shape[:2], bool),
     )
     res = suite.evaluate(ckpt, synth_tree, split="test", progress=False)
     (name,) = res["names"]  # 6 cases: one test image
