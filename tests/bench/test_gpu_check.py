@@ -31,7 +31,7 @@ import runpy, sys
 for name in ("matplotlib", "scipy", "skimage", "tqdm", "rarfile", "papermill"):
     sys.modules[name] = None
 sys.argv = [sys.argv[1], *sys.argv[2:]]
-runpy.run_path(sys.argv[0], run_name="__main__")
+runpy.run_module("benchmarks.gpu_check", run_name="__main__", alter_sys=True)
 """
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from seglib import store
+from seglib.engine import grid
 
 REPO = Path(__file__).resolve().parents[2]
 # Threads per run fixed (not the cores split over --jobs): the same metrics on any machine.
@@ -88,8 +89,8 @@ def test_a_crashing_run_fails_alone(sequential, smoke_cache, tmp_path):
 def test_ctrl_c_stops_all_workers_and_a_rerun_resumes(sequential, smoke_cache, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", SEGLIB_CACHE=str(smoke_cache))
     env.pop("CI", None)
-    grid = [*GRID[:-1], "6"]
-    cmd = [sys.executable, "-m", "seglib", "run", "--no-report", "--quiet", *grid]
+    six = [*GRID[:-1], "6"]
+    cmd = [sys.executable, "-m", "seglib", "run", "--no-report", "--quiet", *six]
     cmd += ["--jobs", "2", "--out", str(tmp_path)]
     # a shell's background job (`pytest &`) ignores SIGINT and its children inherit that:
     # give the CLI the default disposition, as a terminal's foreground job has
@@ -114,7 +115,7 @@ def test_ctrl_c_stops_all_workers_and_a_rerun_resumes(sequential, smoke_cache, t
     time.sleep(2.0)
     assert before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     assert len(metrics(tmp_path)) < 4
-    done = cli(*grid, "--jobs", "2", "--out", tmp_path, cache=smoke_cache)
+    done = cli(*six, "--jobs", "2", "--out", tmp_path, cache=smoke_cache)
     assert done.returncode == 0, done.stderr
     assert "resumed" in done.stdout and len(metrics(tmp_path)) == 4
     cfgs = grid.configs("smoke", nets=("unet", "segnet"), losses_=("bce", "dice"))
