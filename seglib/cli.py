@@ -170,7 +170,8 @@ def cmd_score(a) -> None:
     use_cores(a.threads)
     source, rows = score(a.weights or DEFAULT_WEIGHTS, Path(a.data), split=a.split,
                          device=a.device, tta=not a.no_tta, overlays=a.overlays, worst=a.worst,
-                         pipeline=a.pipeline, precision=a.precision)  # fmt: skip
+                         pipeline=a.pipeline, precision=a.precision,
+                         masks=a.masks and Path(a.masks))  # fmt: skip
     if a.out:
         write_csv(rows, Path(a.out))
     print("\n".join(summary_lines(source, rows, a.split, not a.no_tta)))
@@ -314,6 +315,7 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--split", default="all", help="all | train | val | test (checkpoint's split)")
     sc.add_argument("--worst", type=int, default=0, help="overlays of the K worst images by IoU")
     sc.add_argument("--overlays", help="folder for the --worst overlays (PNG)")
+    sc.add_argument("--masks", help="also write each predicted mask here (<name>_mask.png)")
     sc.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     sc.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     sc.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)

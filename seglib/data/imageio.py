@@ -98,9 +98,9 @@ def read_square(path: Path, size: int, fast: bool = False, error: type = PH2Erro
 
 def mask_levels(im: Image.Image) -> np.ndarray:
     """A mask image of any mode as float32 grey levels in [0, 1] (0/1 or 0/255 input)."""
-    gray = np.asarray(im.convert("L"), dtype=np.float32)
-    gray /= 1.0 if gray.max(initial=0) <= 1 else 255.0
-    return gray
+    levels = np.asarray(im.convert("L"), dtype=np.float32)
+    levels /= 1.0 if levels.max(initial=0) <= 1 else 255.0
+    return levels
 
 
 def read_levels(path: Path, error: type = PH2Error) -> tuple[np.ndarray, tuple[int, int]]:
@@ -118,13 +118,28 @@ def square_mask(levels: np.ndarray, size: int, fast: bool = False) -> np.ndarray
     return (np.asarray(small) > MASK_LEVEL).astype(np.uint8)
 
 
+def read_gray(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """An expert mask file as 8-bit grey (H, W) uint8 (PIL's "L" conversion of any mode);
+    FolderError if its size is not ``shape`` (its image's (H, W))."""
+    im, (w, h) = open_image(path, error=FolderError)
+    if (h, w) != tuple(shape):
+        raise FolderError(f"{path}: mask is {w}x{h} but its image is {shape[1]}x{shape[0]}")
+    with im:
+        return np.asarray(im.convert("L"))
+
+
+def truth_of(gray: np.ndarray) -> np.ndarray:
+    """An 8-bit grey expert mask as bool: grey levels in [0, 1] (0/1 or 0/255 input) above
+    :data:`MASK_LEVEL`, as every loader binarises masks."""
+    levels = gray.astype(np.float32)
+    levels /= 1.0 if levels.max(initial=0) <= 1 else 255.0
+    return levels > MASK_LEVEL
+
+
 def read_truth(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """An expert mask at full resolution as bool (H, W); FolderError if its size is not
     ``shape`` (its image's (H, W))."""
-    levels, (w, h) = read_levels(path, error=FolderError)
-    if (h, w) != tuple(shape):
-        raise FolderError(f"{path}: mask is {w}x{h} but its image is {shape[1]}x{shape[0]}")
-    return levels > MASK_LEVEL
+    return truth_of(read_gray(path, shape))
 
 
 def read_image(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:

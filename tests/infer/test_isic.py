@@ -153,3 +153,39 @@ def test_binarise_threshold_is_strictly_greater_than_128():
     assert binarise(values).tolist() == [[False, False, False, True, True]]
     with pytest.raises(TypeError):
         binarise(values / 255.0)
+
+
+def test_score_reports_the_official_scorers_numbers(official, tmp_path, monkeypatch):
+    """``seglib score`` on an ISIC-layout folder (images + *_segmentation.png truths): every
+    per-image ISIC number in its rows equals what the official scorer computes from the same
+    truth file and the prediction ``score --masks`` wrote; IoU and Dice equal its Jaccard and
+    Dice wherever the truth is plainly 0/255 (the empty truth and prediction cases included)."""
+    from seglib.infer import score as score_module
+    from seglib.infer.predict import DEFAULT_WEIGHTS
+
+    data, written = tmp_path / "data", tmp_path / "pred"
+    data.mkdir()
+    preds = {}
+    for image_id, (truth, pred) in _cases().items():
+        h, w = truth.shape
+        Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(data / f"{image_id}.png")
+        Image.fromarray(truth).save(data / _name(image_id))
+        preds[(h, w)] = pred > 128
+    monkeypatch.setattr(
+        score_module, "predict_mask", lambda m, c, n, image, **kw: preds[image.shape[:2]]
+    )
+    _, rows = score_module.score(DEFAULT_WEIGHTS, data, tta=False, masks=written)
+    assert len(rows) == len(_cases())
+    ambiguous = {"ISIC_0000005", "ISIC_0000009"}  # grey truths: 128 is lesion only for seglib
+    for row in rows:
+        t, p = tmp_path / "one" / row["name"] / "truth", tmp_path / "one" / row["name"] / "pred"
+        t.mkdir(parents=True)
+        p.mkdir()
+        shutil.copy(data / _name(row["name"]), t)
+        shutil.copy(written / f"{row['name']}_mask.png", p)
+        theirs = official.SegmentationScore.from_dir(t, p).macro_average.to_dict()
+        for key in ("accuracy", "sensitivity", "specificity", "threshold_jaccard"):
+            assert abs(row[key] - theirs[key]) <= TOL, (row["name"], key, row[key], theirs[key])
+        if row["name"] not in ambiguous:
+            assert abs(row["iou"] - theirs["jaccard"]) <= TOL, row["name"]
+            assert abs(row["dice"] - theirs["dice"]) <= TOL, row["name"]

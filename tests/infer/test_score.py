@@ -129,7 +129,13 @@ def test_score_cli_csv_summary_and_worst_overlays(trained, tmp_path, capsys):
     _, rows_api = score(weights, root, tta=False)
     assert [r["iou"] for r in rows_api] == list(ious.values())  # full precision in the CSV
     mean = np.mean(list(ious.values()))
-    assert f"IoU           {mean:.3f}  95% CI" in printed and "Student t" in printed
+    assert f"IoU               {mean:.3f}  95% CI" in printed and "Student t" in printed
+    assert list(rows[0])[:8] == ["name", "iou", "dice", "score", "accuracy", "sensitivity",
+                                 "specificity", "threshold_jaccard"]  # fmt: skip
+    kept = [float(r["iou"]) if float(r["iou"]) >= 0.65 else 0.0 for r in rows]
+    assert [float(r["threshold_jaccard"]) for r in rows] == pytest.approx(kept, abs=1e-6)
+    for label in ("accuracy", "sensitivity", "specificity", "Jaccard>=0.65"):
+        assert f"  {label:<17} " in printed
     worst = sorted(ious, key=lambda k: (ious[k], k))[:3]
     assert sorted(p.name for p in ov.iterdir()) == [
         f"0{i + 1}_{n}.png" for i, n in enumerate(worst)
