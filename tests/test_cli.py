@@ -46,16 +46,34 @@ def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) ->
         assert fragment in lines[0]
 
 
-@pytest.mark.parametrize(
-    "cmd",
-    [[], ["run"], ["evaluate"], ["report"], ["predict"], ["export"], ["synth"], ["bench"]]
-    + [["robustness"]],
-    ids=["main", "run", "evaluate", "report", "predict", "export", "synth", "bench", "robustness"],
-)
-def test_help(cmd, tmp_path):
+# Each command's help names the command and a few of its own options (written out here).
+HELP = {
+    "main": ([], ["run", "evaluate", "report", "predict", "score", "export", "synth",
+                  "robustness", "bench"]),
+    "run": (["run"], ["--preset", "--nets", "--losses", "--seeds", "--jobs", "--augment",
+                      "--encoder-lr-scale"]),
+    "evaluate": (["evaluate"], ["results", "--no-tta", "--threads"]),
+    "report": (["report"], ["results", "--diag", "--readme"]),
+    "predict": (["predict"], ["--weights", "--out", "--precision", "--overlay", "--pipeline"]),
+    "score": (["score"], ["--data", "--out", "--split", "--worst", "--overlays", "--masks",
+                          "--precision", "--no-tta", "--pipeline"]),
+    "export": (["export"], ["results", "--dest", "--pipeline"]),
+    "synth": (["synth"], ["root", "--layout", "--n", "--seed"]),
+    "robustness": (["robustness"], ["weights", "--data", "--split", "--kinds", "--card"]),
+    "bench": (["bench"], ["--nets", "--sections", "--repeats"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(HELP))
+def test_help(name, tmp_path):
+    cmd, words = HELP[name]
     done = seglib_cli(*cmd, "--help", cache=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("usage:") and not done.stderr
+    assert not done.stderr
+    usage = "usage: python -m seglib" + (f" {cmd[0]}" if cmd and cmd[0] != "bench" else "")
+    assert done.stdout.startswith(usage if name != "bench" else "usage:"), done.stdout[:80]
+    for word in words:
+        assert word in done.stdout, f"{name} --help lacks {word}"
 
 
 def test_help_is_plain_text_and_every_option_explained():

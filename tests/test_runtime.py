@@ -145,3 +145,32 @@ def test_bf16_fits_are_deterministic(tiny, tmp_path):
     assert hist[0] == hist[1]
     assert runs[0]["iou_per_image"] == runs[1]["iou_per_image"]
     assert store.read_json(tmp_path / "a" / "config.json")["runtime"]["precision"] == "bf16"
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("bf16", torch.bfloat16), ("fp32", torch.float32)]
+)
+def test_the_runtimes_precision_is_the_computations(precision, dtype):
+    """What the runtime says is what runs: a convolution inside the net computes in bf16 under
+    a bf16 runtime (training step, evaluation and prediction alike) and in fp32 otherwise, as
+    seen by a forward hook, not by the label the runtime records."""
+    from seglib import losses, models
+    from seglib.engine.train import evaluate, train_step
+    from seglib.infer.predict import predict_mask
+
+    rt = runtime.Runtime(torch.device("cpu"), precision, channels_last=False)
+    torch.manual_seed(0)
+    model = models.build("unet", width=4, depth=2)
+    seen = []
+    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    x, y = torch.rand(2, 3, 16, 16), (torch.rand(2, 1, 16, 16) > 0.5).float()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    train_step(rt, model, losses.build("bce"), opt, rt.scaler(), x, y)
+    assert seen == [dtype]
+    norm = torch.tensor([[0.5] * 3, [0.25] * 3]).view(2, 1, 3, 1, 1)
+    images = (torch.rand(3, 3, 16, 16) * 255).to(torch.uint8)
+    evaluate(model, losses.build("bce"), rt, images, torch.zeros(3, 1, 16, 16), norm)
+    image = (np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8)
+    predict_mask(model, {"size": 16}, norm, image, tta=True, pipeline="plain", rt=rt)
+    assert set(seen) == {dtype} and len(seen) >= 3

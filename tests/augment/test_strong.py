@@ -5,6 +5,7 @@ training batch, and a run trains with ``augment="strong"``."""
 import pytest
 import torch
 
+from seglib.augment import strong
 from seglib.augment.strong import PATCHES, affine, augment_strong, paste_discs, random_geometry
 from seglib.data.ph2 import load_ph2, split_indices
 from seglib.engine import grid
@@ -108,11 +109,92 @@ def test_cli_option_reaches_the_config_and_defaults_stay():
     assert cfg.augment == "strong"
 
 
-def test_fit_trains_with_strong_augmentation(synth_tree, cache, tmp_path):
+def skin_and_lesion(b=4, h=32, w=32):
+    """Pinkish skin (0.8, 0.6, 0.5) with the ``blobs`` lesions in brown (0.4, 0.25, 0.15)."""
+    y = blobs(b, h, w)
+    skin = torch.tensor([0.8, 0.6, 0.5]).view(1, 3, 1, 1)
+    lesion = torch.tensor([0.4, 0.25, 0.15]).view(1, 3, 1, 1)
+    return skin * (1 - y) + lesion * y, y
+
+
+def test_hair_darkens_thin_strands_and_leaves_the_rest():
+    img, _ = skin_and_lesion(h=64, w=64)
+    out = strong.draw_hair(img, torch.Generator().manual_seed(0), p=1.0, strands=(10, 10))
+    changed = (out != img).any(1)
+    assert changed.flatten(1).any(1).all()  # every image got hair
+    assert 0 < changed.float().mean() < 0.3  # strands, not a fill
+    assert (out.amax(1)[changed] <= 0.25 + 1e-6).all()  # dark brown to black
+    assert torch.equal(out[~changed[:, None].expand_as(out)], img[~changed[:, None].expand_as(img)])
+    assert torch.equal(strong.draw_hair(img, torch.Generator().manual_seed(0), p=0.0), img)
+
+
+def test_fov_border_blackens_the_outside_and_the_mask_follows():
+    img, y = skin_and_lesion()
+    y = torch.ones_like(y)  # all lesion: the border must take the mask away where it is dark
+    out, m = strong.fov_border(img, y, torch.Generator().manual_seed(0), p=1.0)
+    dark = out.amax(1, keepdim=True) < 0.1
+    assert dark[:, :, 0, 0].all() and not dark[:, :, 16, 16].any()  # corners out, centre in
+    hidden = m < 0.5
+    assert hidden.any() and (out.amax(1, keepdim=True)[hidden] < 0.45).all()  # aligned
+    assert (m[~hidden] == 1).all() and torch.equal(m, m.round())
+
+
+def test_colour_jitter_recolours_and_keeps_the_range():
+    img, _ = skin_and_lesion()
+    out = strong.colour_jitter(img, torch.Generator().manual_seed(0))
+    assert out.shape == img.shape and 0 <= out.min() and out.max() <= 1
+    assert ((out - img).abs().flatten(1).amax(1) > 0.02).all()  # every image recoloured
+    ratio = out.mean(dim=(2, 3)) / img.mean(dim=(2, 3))
+    assert (ratio.amax(1) / ratio.amin(1) > 1.01).any()  # channels scaled unequally
+
+
+def test_augment_strong_applies_every_part_to_the_batch(monkeypatch):
+    """Each part runs once per batch on what the previous part made (spies pass through)."""
+    calls = []
+
+    def spy(name):
+        real = getattr(strong, name)
+
+        def wrapped(*args, **kwargs):
+            calls.append((name, kwargs.get("patches")))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(strong, name, wrapped)
+
+    for name in ("random_geometry", "paste_discs", "draw_hair", "fov_border", "colour_jitter"):
+        spy(name)
+    img, y = skin_and_lesion()
+    norm = torch.tensor([[0.5] * 3, [0.25] * 3]).view(2, 1, 3, 1, 1)
+    augment_strong((img - 0.5) / 0.25, y, torch.Generator().manual_seed(0), norm, patches=0.15)
+    assert [c[0] for c in calls] == [
+        "random_geometry",
+        "paste_discs",
+        "draw_hair",
+        "fov_border",
+        "colour_jitter",
+    ]
+    assert calls[0][1] == 0.15  # the patch amplitude reaches the geometry
+
+
+@pytest.mark.parametrize(("augment", "amplitude"), [("mixed_patchy_mild", 0.15),
+                                                    ("mixed_patchy", 0.3), ("strong", 0.0)])  # fmt: skip
+def test_fit_passes_each_modes_patch_amplitude(synth_tree, cache, tmp_path, monkeypatch, augment,
+                                               amplitude):  # fmt: skip
+    """A run with ``augment=...`` trains strong batches with that mode's blotch amplitude (the
+    values of the documented modes, written out here) and a valid result."""
+    seen = []
+    real = strong.random_geometry
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("patches"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(strong, "random_geometry", spy)
     data = load_ph2(synth_tree, size=32, progress=False)
-    cfg = RunConfig(size=32, width=4, depth=3, epochs=1, batch_size=4, augment="strong")
+    cfg = RunConfig(size=32, width=4, depth=3, epochs=2, batch_size=2, augment=augment)
     res = fit(cfg, data, split_indices(len(data)), tmp_path / "run", quiet=True, tta=False)
-    assert 0.0 <= res["iou"] <= 1.0
+    assert seen and set(seen) == {amplitude}
+    assert 0.0 <= res["iou"] <= 1.0 and res["iou_per_image"]
 
 
 def test_mixed_augments_half_the_batches_strongly(synth_tree, cache, tmp_path, monkeypatch):
