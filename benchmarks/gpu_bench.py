@@ -13,7 +13,7 @@ import torch
 
 from seglib import losses, models
 from seglib.augment.basic import augment
-from seglib.engine import checkpoint, train
+from seglib.engine import checkpoint, evaluate, train
 from seglib.runtime import runtime
 
 # Forward-only images (validation, test) cost about a third of a training image (forward +
@@ -54,7 +54,7 @@ def bench_net(
 ) -> dict:
     """Time ``steps`` training steps of ``net`` after ``warm_steps`` untimed ones (cuDNN
     autotuning, allocator warm-up), with the body of ``train.fit``'s loop: uint8 batch ->
-    normalised on the device (``train._prep``), ``augment``, autocast forward, BCE, scaled
+    normalised on the device (``seglib.engine.evaluate.prepare``), ``augment``, autocast forward, BCE, scaled
     backward, Adam step. ``cfg`` gives size-independent scale: width, depth, batch_size, lr.
 
     With ``save_dir``, also times saving the checkpoints ``fit`` writes (on a CPU every epoch)
@@ -77,7 +77,7 @@ def bench_net(
     batches = [train_idx[i : i + bs] for i in range(0, len(train_idx) - bs + 1, bs)]
 
     def step(idx):
-        x, y = train._prep(rt, images, masks, idx, norm)
+        x, y = evaluate.prepare(rt, images, masks, idx, norm)
         x, y = augment(x, y, gen)
         train.train_step(rt, model, loss_fn, opt, scaler, x, y)
 

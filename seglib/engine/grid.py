@@ -18,8 +18,9 @@ import torch
 
 from seglib import losses, models, store
 from seglib.data.ph2 import resolve_data, split_indices
+from seglib.engine.evaluate import evaluate_checkpoint
 from seglib.engine.failures import GridFailed, RunFailed
-from seglib.engine.train import RunConfig, fit, test_checkpoint
+from seglib.engine.train import RunConfig, fit
 from seglib.runtime import runtime
 
 NETS = models.NAMES
@@ -316,6 +317,8 @@ def retest(
             if used == "fp16" and not on_cuda:
                 used = "auto"
         results.append(
-            test_checkpoint(r["dir"], datasets[key], split, device=device, tta=tta, precision=used)
+            evaluate_checkpoint(
+                r["dir"], datasets[key], split, device=device, tta=tta, precision=used
+            )
         )
     return results

@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from seglib import losses, metrics, models, store
+from seglib import losses, models, store
 from seglib.augment.basic import augment
 from seglib.augment.strong import PATCHES, augment_strong
-from seglib.augment.tta import tta_logits
 from seglib.engine import checkpoint, failures
+from seglib.engine.evaluate import batches, evaluate, evaluate_checkpoint, prepare
 from seglib.runtime import Runtime, runtime
 
 
@@ -85,11 +85,6 @@ def _resume_state(model, opt, sched, gen, scaler, history, best, epoch) -> dict:
     }
 
 
-def _batches(n: int, bs: int, gen: torch.Generator | None = None):
-    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
-    return [order[i : i + bs] for i in range(0, n, bs)]
-
-
 def train_step(rt: Runtime, model, loss_fn, opt, scaler, x, y):
     """One optimiser step under the runtime's autocast (fp16: through the gradient scaler);
     returns (loss, logits), still on the device."""
@@ -108,35 +103,43 @@ def _coin(gen: torch.Generator) -> bool:
     return bool(torch.rand((), generator=gen) < 0.5)
 
 
-def _prep(rt: Runtime, images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor, norm):
-    x = images[idx.to(images.device)]
-    y = masks[idx.to(masks.device)]
-    x = x.to(rt.device, non_blocking=True).float().div_(255).sub_(norm[0]).div_(norm[1])
-    y = y.to(rt.device, non_blocking=True).float()
-    return rt.format(x), rt.format(y)
+def augment_batch(mode, x, y, gen: torch.Generator, norm):
+    """A training batch augmented as ``RunConfig.augment`` says: "strong" always strong, the
+    mixed modes strong on a coin flip (with their blotch amplitude), True the basic flips and
+    jitter, False nothing."""
+    if mode == "strong" or (mode in PATCHES and _coin(gen)):
+        return augment_strong(x, y, gen, norm, PATCHES[mode])
+    if mode:
+        return augment(x, y, gen)
+    return x, y
 
 
-@torch.inference_mode()
-def evaluate(
-    model, loss_fn, rt: Runtime, images, masks, norm, bs: int = 32, tta: bool = False
-) -> dict:
-    """Per-image metrics and the mean loss of ``model`` in eval mode; ``tta``: logits averaged
-    over the 8 flips/rotations (:func:`seglib.augment.tta.tta_logits`).
+def train_epoch(rt: Runtime, model, loss_fn, opt, scaler, data, norm, cfg, gen) -> dict:
+    """One pass over the training images ``data = (images, masks, indices)`` in shuffled
+    batches: augment, step. Returns the epoch's mean ``train_loss`` and pooled ``train_iou``."""
+    images, masks, tr = data
+    model.train()
+    loss_sum = torch.zeros((), device=rt.device)
+    inter = torch.zeros((), device=rt.device)
+    union = torch.zeros((), device=rt.device)
+    for idx in batches(len(tr), cfg.batch_size, gen):
+        x, y = prepare(rt, images, masks, tr[idx], norm)
+        x, y = augment_batch(cfg.augment, x, y, gen, norm)
+        loss, logits = train_step(rt, model, loss_fn, opt, scaler, x, y)
+        loss_sum += loss.detach() * len(idx)
+        pred = logits.detach() > 0
+        inter += (pred & (y > 0.5)).sum()
+        union += (pred | (y > 0.5)).sum()
+    return {
+        "train_loss": loss_sum.item() / len(tr),
+        "train_iou": (inter / union.clamp_min(1)).item(),
+    }
 
-    Returns a dict of (N,) CPU tensors ``iou``, ``dice``, ``score`` and float ``loss``."""
-    model.eval()
-    out = {"iou": [], "dice": [], "score": []}
-    total = torch.zeros((), device=rt.device)
-    for idx in _batches(len(images), bs):
-        x, y = _prep(rt, images, masks, idx, norm)
-        with rt.autocast():
-            logits = tta_logits(model, x) if tta else model(x)
-        total += loss_fn(logits, y) * len(idx)  # epoch mean weights every image equally
-        for k, v in metrics.summarise(metrics.from_logits(logits), y).items():
-            out[k].append(v)
-    res = {k: torch.cat(v).cpu() for k, v in out.items()}
-    res["loss"] = total.item() / len(images)
-    return res
+
+def snapshot(model, cfg: RunConfig, norm, epoch: int) -> dict:
+    """A ``best.pt`` checkpoint of ``model`` now: its weights copied to the CPU."""
+    weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return {"model": weights, "config": cfg.to_dict(), "norm": norm.cpu(), "epoch": epoch}
 
 
 def averaged(model) -> torch.optim.swa_utils.AveragedModel:
@@ -199,7 +202,7 @@ def fit(
         cfg: the run's config. data: a ``PH2Data`` (uint8 images, 0/1 masks) at ``cfg.size``.
         split: (train, val, test) index arrays. out_dir: the run folder (resumed if present).
         device: "auto", "cpu", "cuda" or any torch device string. quiet: no progress bar.
-        tta: test with test-time augmentation (see :func:`test_checkpoint`).
+        tta: test with test-time augmentation (see :func:`evaluate_checkpoint`).
         precision: "auto", "fp32", "bf16" or "fp16" (:func:`seglib.runtime.choose_precision`).
         save_share: how often ``last.pt`` is written (:func:`save_due`): None every epoch, a
             number the most of the time writing may take; "auto": every epoch on a CPU,
@@ -243,69 +246,35 @@ def fit(
         torch.cuda.reset_peak_memory_stats(rt.device)
 
     best_ckpt, saved_at, save_s = None, time.perf_counter(), None
-    bar = tqdm(
-        range(start, cfg.epochs),
-        initial=start,
-        total=cfg.epochs,
-        desc=out_dir.name,
-        disable=quiet,
-        leave=True,
-        dynamic_ncols=True,
-    )
+    bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=out_dir.name,
+               disable=quiet, leave=True, dynamic_ncols=True)  # fmt: skip
     for epoch in bar:
         t0 = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=rt.device)
-        inter = torch.zeros((), device=rt.device)
-        union = torch.zeros((), device=rt.device)
-        for idx in _batches(len(tr), cfg.batch_size, gen):
-            x, y = _prep(rt, images, masks, tr[idx], norm)
-            if cfg.augment == "strong" or (cfg.augment in PATCHES and _coin(gen)):
-                x, y = augment_strong(x, y, gen, norm, PATCHES[cfg.augment])
-            elif cfg.augment:
-                x, y = augment(x, y, gen)
-            loss, logits = train_step(rt, model, loss_fn, opt, scaler, x, y)
-            loss_sum += loss.detach() * len(idx)
-            pred = logits.detach() > 0
-            inter += (pred & (y > 0.5)).sum()
-            union += (pred | (y > 0.5)).sum()
+        row = {"epoch": epoch + 1}
+        row |= train_epoch(rt, model, loss_fn, opt, scaler, (images, masks, tr), norm, cfg, gen)
         val = evaluate(model, loss_fn, rt, val_images, val_masks, norm)
-        val_iou = val["iou"].mean().item()
-        lr = opt.param_groups[-1]["lr"]  # the decoder's (a pretrained encoder's is scaled)
-        sched.step(val_iou) if cfg.schedule == "plateau" else sched.step()
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum.item() / len(tr),
-            "train_iou": (inter / union.clamp_min(1)).item(),
-            "val_loss": val["loss"],
-            "val_iou": val_iou,
-            "val_dice": val["dice"].mean().item(),
-            "val_score": val["score"].mean().item(),
-            "lr": lr,
-            "seconds": time.perf_counter() - t0,
-        }
+        row["val_loss"] = val["loss"]
+        row |= {f"val_{k}": val[k].mean().item() for k in ("iou", "dice", "score")}
+        row["lr"] = opt.param_groups[-1]["lr"]  # the decoder's (a pretrained encoder's is scaled)
+        sched.step(row["val_iou"]) if cfg.schedule == "plateau" else sched.step()
+        row["seconds"] = time.perf_counter() - t0
         failures.check_finite(out_dir, epoch + 1, row)  # NaN/inf: RunFailed, last.pt kept
         history.append(row)
         if swa is not None and epoch >= cfg.epochs - cfg.swa:
             swa.update_parameters(model)
-        if val_iou > best and swa is None and not cfg.refit:  # a copy, until the next write
-            best = val_iou
-            weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            best_ckpt = {"model": weights, "config": cfg.to_dict(), "norm": norm.cpu()}
-            best_ckpt["epoch"] = epoch + 1
+        if row["val_iou"] > best and swa is None and not cfg.refit:  # a copy, until written
+            best, best_ckpt = row["val_iou"], snapshot(model, cfg, norm, epoch + 1)
         if epoch + 1 == cfg.epochs or save_due(time.perf_counter() - saved_at, save_s, save_share):
             t_save = time.perf_counter()
             if best_ckpt is not None:
                 checkpoint.save(out_dir / "best.pt", best_ckpt)
                 best_ckpt = None
             state = _resume_state(model, opt, sched, gen, scaler, history, best, epoch + 1)
-            if swa is not None:
-                state["swa"] = swa.state_dict()
-            checkpoint.save(last, state)
+            checkpoint.save(last, state | ({"swa": swa.state_dict()} if swa is not None else {}))
             saved_at = time.perf_counter()
             save_s = saved_at - t_save
         store.write_json(out_dir / "history.json", history)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{val_iou:.3f}")
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{row['val_iou']:.3f}")
 
     if swa is not None or cfg.refit:  # no choice on val: the average or the last epoch
         final = swa.module if swa is not None else model  # (saved again on a resumed finish)
@@ -316,82 +285,6 @@ def fit(
     }
     if rt.device.type == "cuda":
         speed["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(rt.device) / 2**20
-    return test_checkpoint(
+    return evaluate_checkpoint(
         out_dir, data, split, device=device, tta=tta, quiet=quiet, precision=precision, extra=speed
     )
-
-
-def _means(res: dict) -> dict:
-    return {k: res[k].mean().item() for k in ("iou", "dice", "score")}
-
-
-def test_checkpoint(
-    out_dir: Path,
-    data,
-    split,
-    device: str = "auto",
-    tta: bool = True,
-    quiet: bool = True,
-    precision: str = "auto",
-    extra: dict | None = None,
-) -> dict:
-    """Evaluate a run's ``best.pt`` on the test split, write and return ``test.json``.
-
-    The headline ``iou``/``dice``/``score`` use test-time augmentation when ``tta``; ``plain``
-    holds the test means without it, and ``val`` both variants on val (where that choice is made;
-    not for a refit, which trained on val).
-    ``extra`` (e.g. training speed) is added to ``test.json``; keys a re-test does not recompute
-    (speed, runtime) are kept from the previous ``test.json``.
-    """
-    out_dir = Path(out_dir)
-    rt = runtime(device, precision)
-    ckpt = checkpoint.load_checkpoint(out_dir / "best.pt", "model")
-    cfg = ckpt["config"]
-    model = rt.format(checkpoint.build_model(ckpt, out_dir / "best.pt")).to(rt.device)
-    loss_fn = losses.build(cfg["loss"], **cfg.get("loss_kw", {}))
-    norm = ckpt["norm"].to(rt.device)
-    _, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
-    images, masks = rt.resident(data.images), rt.resident(data.masks)
-
-    def run(idx, with_tta):
-        idx = idx.to(images.device)
-        return evaluate(model, loss_fn, rt, images[idx], masks[idx], norm, tta=with_tta)
-
-    test = run(te, tta)
-    history = store.read_json(out_dir / "history.json") or []
-    previous = store.read_json(out_dir / "test.json") or {}
-    saved_cfg = store.read_json(out_dir / "config.json") or {}
-    kept = {k: previous[k] for k in ("train_images_per_s", "peak_gpu_memory_mb") if k in previous}
-    result = {
-        **kept,
-        **_means(test),
-        "loss": test["loss"],
-        "iou_per_image": test["iou"].tolist(),
-        "dice_per_image": test["dice"].tolist(),
-        "score_per_image": test["score"].tolist(),
-        "names": [data.names[i] for i in te.tolist()],
-        "dataset": getattr(data, "source", "PH2"),
-        "tta": tta,
-        "plain": _means(run(te, False)) if tta else _means(test),
-        **(
-            {}  # a refit trained on the val images: no val numbers
-            if cfg.get("refit")
-            else {"val": {"plain": _means(run(va, False)), "tta": _means(run(va, True))}}
-        ),
-        "best_epoch": ckpt["epoch"],
-        "params": models.count_params(model),
-        "train_seconds": sum(h["seconds"] for h in history),
-        "device": previous.get("device", rt.name),
-        "runtime": previous.get("runtime", saved_cfg.get("runtime", rt.describe())),
-        "test_runtime": rt.describe(),
-        **(extra or {}),
-    }
-    store.write_json(out_dir / "test.json", result)
-    if quiet:
-        print(
-            f"{out_dir.name}: test IoU {result['iou']:.3f} Dice {result['dice']:.3f} "
-            f"score {result['score']:.3f} (best epoch {result['best_epoch']}, "
-            f"{result['train_seconds']:.0f} s)",
-            flush=True,
-        )
-    return result
