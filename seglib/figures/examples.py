@@ -14,11 +14,14 @@ from seglib.infer.predict import load_model
 from seglib.runtime import runtime
 
 
-def write_predictions(out: Path, diag: Path, n: int = 4, device: str = "cpu") -> list[Path]:
+def write_predictions(
+    out: Path, diag: Path, n: int = 4, device: str = "cpu", show=None
+) -> list[Path]:
     """Write ``diag/predictions_<net>.svg``: the first ``n`` test images with the truth and the
     prediction of each loss's run for that net (lowest seed's best checkpoints; with test-time
     augmentation where the run was tested with it). Runs whose ``best.pt``
-    or dataset is not available (e.g. committed results without checkpoints) are skipped."""
+    or dataset is not available (e.g. committed results without checkpoints) are skipped.
+    ``show``: called with each figure before it is closed (the notebook shows it inline)."""
     from seglib.data.ph2 import resolve_data
 
     device = str(runtime(device).device)
@@ -53,6 +56,8 @@ def write_predictions(out: Path, diag: Path, n: int = 4, device: str = "cpu") ->
                 preds[f"{net}+{rcfg['loss']}"] = (logits > 0).cpu()
         path = Path(diag) / f"predictions_{net}.svg"
         titles = [data.names[i] for i in test.tolist()]
-        plot_predictions(images, masks, preds, path=path, titles=titles)
+        fig = plot_predictions(images, masks, preds, path=path, titles=titles)
+        if show is not None:
+            show(fig)
         written.append(path)
     return written

@@ -1,4 +1,4 @@
-"""``homework.ipynb`` end to end: papermill runs it headless on the smoke preset (full 3 x 4 grid,
+"""``homework.ipynb`` end to end: papermill runs it headless on the smoke preset (full 4 x 4 grid,
 one epoch, synthetic data) and the executed notebook must show the tables, figures and summary.
 
 (``pytest --nbval-lax homework.ipynb``, configured in pyproject and the root conftest, runs it a
@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "homework.ipynb"
-NETS = ("segnet", "unet", "unet2")
+NETS = ("segnet", "unet", "unet2", "effunet")
 LOSSES = ("bce", "dice", "focal", "correlation")
 
 
@@ -38,25 +38,74 @@ def test_parameters_cell_is_tagged():
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
 
 
-def test_nbval_run_overrides_every_committed_injected_parameter():
-    """The committed notebook keeps papermill's injected cell of the reference run; the nbval
-    run (root conftest.py) must override each name it sets, and the grid stays at 4 runs."""
-    import ast
+def test_the_parameters_cell_is_the_only_one():
+    """No papermill-injected cell is committed: what a user sets in the parameters cell is what
+    runs (the environment overrides, used by nbval, apply only when set)."""
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    tags = [t for c in nb["cells"] for t in c["metadata"].get("tags", [])]
+    assert "injected-parameters" not in tags and tags.count("parameters") == 1
+    assert "papermill" not in nb["metadata"]
+
+
+def test_nbval_grid_is_small():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
     root_conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(root_conftest)
-
-    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
-    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     env = root_conftest._nbval_env()
-    for cell in injected:
-        tree = ast.parse("".join(cell["source"]))
-        names = {t.id for node in tree.body for t in getattr(node, "targets", [])}
-        assert {f"SEGLIB_{n}" for n in names} <= set(env), names
     runs = len(env["SEGLIB_NETS"].split(",")) * len(env["SEGLIB_LOSSES"].split(","))
     assert runs * len(env["SEGLIB_SEEDS"].split(",")) == 4 and env["SEGLIB_EPOCHS"] == "1"
+
+
+def committed_files() -> dict[str, bytes]:
+    """Every tracked file's content hash (what Run all must leave alone)."""
+    import hashlib
+    import subprocess
+
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")  # fmt: skip
+    return {
+        n: hashlib.sha1((ROOT / n).read_bytes()).digest() for n in names if (ROOT / n).is_file()
+    }
+
+
+@pytest.mark.slow
+def test_edited_parameters_are_what_runs(tmp_path, monkeypatch):
+    """A user edits the parameters cell (smoke, one net and loss, an OUT of their own) and runs
+    every cell, as Jupyter's Run all does: the run uses exactly those values, writes under that
+    OUT only, and no committed file changes."""
+    nbclient = pytest.importorskip("nbclient")
+    import nbformat
+
+    for key in list(os.environ):  # no overrides: the cell alone decides
+        if key.startswith("SEGLIB_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("SEGLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "mine"
+    nb = nbformat.read(str(NOTEBOOK), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    cell.source = (
+        f'PRESET = "smoke"\nDATA = "synthetic"\nNETS = ["unet"]\nLOSSES = ["dice"]\n'
+        f'SEEDS = [3]\nEPOCHS = 2\nOUT = "{out}"\nDIAG = None\nDEVICE = "cpu"\n'
+        f'PRECISION = "fp32"\nJOBS = 1\n'
+    )
+    before = committed_files()
+    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT)}}).execute()  # fmt: skip
+    assert committed_files() == before
+    assert sorted(p.name for p in out.iterdir()) == ["REPORT.md", "diag", "unet_dice_s3"]
+    config = json.loads((out / "unet_dice_s3" / "config.json").read_text())
+    assert (config["preset"], config["net"], config["loss"], config["seed"]) == (
+        "smoke",
+        "unet",
+        "dice",
+        3,
+    )
+    assert config["epochs"] == 2 and config["data"] == "synthetic"
+    assert config["runtime"]["precision"] == "fp32"
+    assert (out / "diag" / "unet_dice_score.svg").is_file()
 
 
 def test_data_default_follows_the_preset():
@@ -101,11 +150,11 @@ def test_papermill_smoke(tmp_path, monkeypatch):
     tables = [m for m in markdown if "| SegNet |" in m and "| BCE |" in m]
     assert len(tables) >= 3  # score, IoU, Dice (+ the comparison, the original's table)
     assert any("**Test course score**" in m for m in tables)
-    assert any("### Best (test set" in m and "12 runs (12 finished)" in m for m in markdown)
+    assert any("### Best (test set" in m and "16 runs (16 finished)" in m for m in markdown)
     assert any("### Per-run details" in m for m in markdown)
-    svgs = [o for o in outputs if "image/svg+xml" in o.get("data", {})]
-    assert len(svgs) >= len(NETS) + len(LOSSES) + 1 + len(NETS)  # groups, best, predictions
-    assert any("data:image/svg+xml;base64," in _text(o, "text/html") for o in outputs)
+    pngs = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(pngs) >= len(NETS) + len(LOSSES) + 1 + len(NETS)  # groups, best, predictions
+    assert any("data:image/png;base64," in _text(o, "text/html") for o in outputs)
 
     for name in [*NETS, *LOSSES, "best"]:
         assert (diag / f"{name}_score.svg").is_file()
