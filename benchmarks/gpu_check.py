@@ -35,7 +35,7 @@ How to run on a lent GPU
 ------------------------
 1. Here, in the repository root (``gpu/`` is git-ignored; a carried path travels anyway)::
 
-       mkdir -p gpu && cp ../shared/data/PH2-256.tar gpu/
+       python -m scripts.ph2_resized PH2Dataset.tar.xz gpu/PH2-256.tar --size 256
 
 2. Device tool ``run`` with command ``bash benchmarks/gpu_check.sh --budget-s 480``, carry
    ``["gpu"]``, timeout_s ``570`` (the same without the wrapper: ``PYTHONUNBUFFERED=1 python3
@@ -171,7 +171,7 @@ def load(a):
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no such file; copy the data there before the call "
-            "(mkdir -p gpu && cp ../shared/data/PH2-256.tar gpu/) and carry ['gpu']"
+            "(python -m scripts.ph2_resized PH2Dataset.tar.xz gpu/PH2-256.tar --size 256) and carry ['gpu']"
         )
     cfgs = grid.configs("course", a.nets, a.losses, data=str(path))
     return load_dataset(path, size=cfgs[0].size, progress=False), cfgs

@@ -190,7 +190,10 @@ def test_missing_data_says_what_to_copy(tmp_path):
     from benchmarks import gpu_check
 
     a = SimpleNamespace(tiny=False, data=str(tmp_path / "gpu" / "PH2-256.tar"))
-    with pytest.raises(FileNotFoundError, match=r"cp \.\./shared/data/PH2-256\.tar gpu/"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"python -m scripts\.ph2_resized PH2Dataset\.tar\.xz gpu/PH2-256\.tar",
+    ):
         gpu_check.load(a)
 
 
