@@ -5,6 +5,7 @@ Runs of a few seconds on the ``tiny_data`` fixture (tests/conftest.py) use :func
 
 from __future__ import annotations
 
+import os
 import select
 from pathlib import Path
 
@@ -71,3 +72,10 @@ def read_line(proc, timeout: float = 60.0) -> str:
     if not ready:
         raise AssertionError(f"process {proc.pid} printed no line within {timeout:.0f} s")
     return proc.stdout.readline()
+
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = Path(os.environ.get("SEGLIB_REAL_DATA") or REPO / "data")
+"""Where the optional real-data archives are looked for: ``PH2Dataset.tar.xz`` (full size) and
+``PH2-256.tar`` (``python -m scripts.ph2_resized``); the checkout's git-ignored ``data/`` unless
+``SEGLIB_REAL_DATA`` names another folder. Tests that need them skip without them."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import REAL_DATA
 from PIL import Image
 
 from seglib.data import fetch, ph2
@@ -20,10 +21,7 @@ from seglib.data.ph2 import PH2Data, load_ph2, split_indices
 from seglib.data.synth import synthetic_case
 from seglib.errors import PH2Error
 
-REAL_ARCHIVE = Path(
-    os.environ.get("SEGLIB_PH2")
-    or Path(__file__).resolve().parents[3] / "shared" / "data" / "PH2Dataset.tar.xz"
-)
+REAL_ARCHIVE = REAL_DATA / "PH2Dataset.tar.xz"
 USER_CACHE = os.environ.get("SEGLIB_CACHE")  # before any fixture changes it
 
 

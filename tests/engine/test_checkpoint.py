@@ -6,14 +6,13 @@ file gets one ``error:`` line naming it, exit 2, nothing written."""
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import model_ckpt, tiny_config
+from helpers import REAL_DATA, model_ckpt, tiny_config
 from PIL import Image
 
 from seglib import models, store
@@ -234,9 +233,7 @@ def test_shipped_weights_load_safely_and_predict():
     assert np.isfinite(iou)
 
 
-REAL_ARCHIVE = Path(
-    os.environ.get("SEGLIB_PH2") or REPO.parent / "shared" / "data" / "PH2Dataset.tar.xz"
-)
+REAL_ARCHIVE = Path(REAL_DATA / "PH2Dataset.tar.xz")
 
 
 @pytest.mark.slow
