@@ -26,7 +26,6 @@ releases the GIL while decoding and resizing.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from seglib.data.cache import cache_dir
+from seglib.data.cache import read_tensors, tensor_path
 from seglib.data.imageio import read_levels, read_square, square_mask
 from seglib.environ import progress_disabled
 from seglib.errors import FolderError
@@ -49,7 +48,6 @@ MASK_DIR_WORDS = ("mask", "groundtruth", "segmentation", "label", "annotation")
 IMAGE_DIR_WORDS = ("image", "img", "input")
 SKIP_SUFFIXES = ("_superpixels",)
 MAX_DEPTH = 3
-_CACHE_FORMAT = 1  # bump when decoding changes, to invalidate cached tensors
 
 
 @dataclass(frozen=True)
@@ -197,25 +195,6 @@ def identity(root: Path, pairs: list[Pair]) -> str:
     return "\n".join(parts)
 
 
-def cache_path(ident: str, size: int) -> Path:
-    """Where the tensors of the dataset with identity ``ident`` are cached at ``size``."""
-    digest = hashlib.sha256(f"{_CACHE_FORMAT}\n{ident}".encode()).hexdigest()[:20]
-    return cache_dir() / "tensors" / f"folder-{digest}-{size}.pt"
-
-
-def read_cache(path: Path, size: int) -> dict | None:
-    """Cached ``images``, ``masks``, ``names``, ``source``, or None when absent or unreadable."""
-    if not path.is_file():
-        return None
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-        n = len(d["names"])
-        ok = d["images"].shape == (n, 3, size, size) and d["masks"].shape == (n, 1, size, size)
-        return {k: d[k] for k in ("images", "masks", "names", "source")} if ok else None
-    except Exception:
-        return None
-
-
 def load_pairs(
     root: Path,
     size: int,
@@ -231,8 +210,8 @@ def load_pairs(
     if ident is None:
         pairs = find_pairs(root)
         ident = identity(root, pairs)
-    path = cache_path(ident, size)
-    if cache and (d := read_cache(path, size)) is not None:
+    path = tensor_path("folder", ident, size)
+    if cache and (d := read_tensors(path, size)) is not None:
         return d
     pairs = pairs or find_pairs(root)
     images, masks = decode(pairs, size, progress, desc=source)

@@ -14,7 +14,6 @@ modification time of every image and mask file it uses.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from seglib.data import folder
-from seglib.data.cache import cache_dir
+from seglib.data.cache import cache_dir, read_tensors, tensor_path
 from seglib.data.fetch import (
     archive_key,
     extract_cached,
@@ -38,7 +37,6 @@ from seglib.errors import PH2Error
 from seglib.store import save_torch
 
 IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg")
-_CACHE_FORMAT = 1  # bump when decoding changes, to invalidate cached tensors
 
 
 @dataclass
@@ -113,25 +111,6 @@ def _folder_identity(images_dir: Path, cases: list[tuple[str, Path, Path]]) -> s
     return "\n".join(parts)
 
 
-def _cache_file(identity: str, size: int) -> Path:
-    digest = hashlib.sha256(f"{_CACHE_FORMAT}\n{identity}".encode()).hexdigest()[:20]
-    return cache_dir() / "tensors" / f"ph2-{digest}-{size}.pt"
-
-
-def _read_cache(path: Path, size: int) -> PH2Data | None:
-    """Cached tensors, or None when absent or unreadable (then they are rebuilt)."""
-    if not path.is_file():
-        return None
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-        data = PH2Data(images=d["images"], masks=d["masks"], names=list(d["names"]))
-    except Exception:
-        return None
-    n = len(data)
-    ok = data.images.shape == (n, 3, size, size) and data.masks.shape == (n, 1, size, size)
-    return data if ok else None
-
-
 # --- public ----------------------------------------------------------------------------------
 
 
@@ -163,9 +142,9 @@ def load_ph2(
         images_dir = find_images_dir(root)
         cases = case_files(images_dir)
         identity = _folder_identity(images_dir, cases)
-    path = _cache_file(identity, size)
-    if cache and (data := _read_cache(path, size)) is not None:
-        return data
+    path = tensor_path("ph2", identity, size)
+    if cache and (d := read_tensors(path, size)) is not None:
+        return PH2Data(**d)
     if cases is None:
         cases = case_files(find_images_dir(extract_cached(root)))
     data = _decode(cases, size, progress)
@@ -213,10 +192,9 @@ def load_dataset(
         return PH2Data(**folder.load_pairs(root, size, source=root.resolve().name, **kw))
     ident = f"archive {archive_key(root)}"
     if cache:  # either layout's cached tensors, without extracting the archive
-        if (d := folder.read_cache(folder.cache_path(ident, size), size)) is not None:
-            return PH2Data(**d)
-        if (d := _read_cache(_cache_file(ident, size), size)) is not None:
-            return d
+        for kind in ("folder", "ph2"):
+            if (d := read_tensors(tensor_path(kind, ident, size), size)) is not None:
+                return PH2Data(**d)
     tree = extract_cached(root)
     if is_ph2(tree):
         return load_ph2(root, size, **kw)
