@@ -174,3 +174,10 @@ def test_the_runtimes_precision_is_the_computations(precision, dtype):
     image = (np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8)
     predict_mask(model, {"size": 16}, norm, image, tta=True, pipeline="plain", rt=rt)
     assert set(seen) == {dtype} and len(seen) >= 3
+
+
+def test_use_cores_sets_every_core_or_the_threads_asked():
+    from seglib.environ import cores
+
+    assert runtime.use_cores() == torch.get_num_threads() == cores()
+    assert runtime.use_cores(1) == torch.get_num_threads() == 1

@@ -26,7 +26,7 @@ TODAY = Runtime(torch.device("cpu"), "fp32", channels_last=False, infer_batch=1)
 
 def predict_today(weights: Path, paths: list[Path], out: Path) -> None:
     """``predict`` as it was: read, predict and write each file in turn, in :data:`TODAY`."""
-    model, cfg, norm = predict_module.load_model(weights, TODAY)
+    model, cfg, norm = predict_module.load_model(weights)  # as it was: batch norms unfolded
     for path in paths:
         image, full = read_image(path)
         mask = predict_module.predict_mask(model, cfg, norm, image, out_size=full, rt=TODAY)
@@ -53,6 +53,8 @@ def predict_ways(a, weights: Path) -> dict:
     if a.variants:
         contiguous = Runtime(auto.device, auto.precision, channels_last=False)
         ways["fast contiguous"] = (fast(contiguous), contiguous)
+        pairs = Runtime(auto.device, auto.precision, infer_batch=2)
+        ways["fast batch 2"] = (fast(pairs), pairs)
         if auto.precision != "fp32":
             fp32 = Runtime(auto.device, "fp32")
             ways["fast fp32"] = (fast(fp32), fp32)

@@ -59,6 +59,7 @@ def test_bench_predict_section(tmp_path, capsys):
     assert re.search(r"^predict today +\d+\.\d\d +\d+%  fp32 +contiguous +1$", out, re.M), out
     assert re.search(r"^predict fast +\d+\.\d\d +\d+%  (fp32|bf16) +channels-last +8$", out, re.M)
     assert re.search(r"^predict fast contiguous +\d", out, re.M), out
+    assert re.search(r"^predict fast batch 2 +\d.* channels-last +2$", out, re.M), out
     ratio = r"^ratio predict: fast / today = \d+\.\d\dx img/s \(CPU \d+% vs \d+%; masks "
     same = "2/2" if runtime("cpu").precision == "fp32" else "\\d/2"  # bf16 where native
     assert re.search(ratio + rf"identical on {same} images, min IoU [01]\.\d{{4}}; median of 2\)$",

@@ -308,3 +308,23 @@ def test_precision_option_reaches_the_runtime(weights, synth_tree, tmp_path, mon
     assert asked == ["auto", "bf16", "fp32"]
     assert main([*argv, "--precision", "fp16"]) == 2
     assert "error: --precision fp16: CUDA only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("net", ["segnet", "unet", "unet2"])
+def test_fold_batchnorm_keeps_the_function(net):
+    """Every batch norm of each net is folded away and the logits stay those of the net with
+    its batch norms (random statistics and affine parameters), to float rounding."""
+    torch.manual_seed(0)
+    model = models.build(net, width=4, depth=2)
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.2, 3)
+        bn.weight.data.uniform_(0.5, 2)
+        bn.bias.data.uniform_(-1, 1)
+    model.eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        want = model(x)
+        folded = predict_module.fold_batchnorm(model)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        torch.testing.assert_close(folded(x), want, rtol=1e-4, atol=1e-5)
