@@ -202,11 +202,18 @@ def load_dataset(
     return PH2Data(**folder.load_pairs(tree, size, source=name, ident=ident, **kw))
 
 
+SYNTHETIC = "synthetic PH2-like data"
+"""What runs on ``--data synthetic`` record as their dataset (reports are headed with it)."""
+
+
 def resolve_data(data: str, size: int, quiet: bool = False):
     """Load the dataset named by ``data``: a path (PH2 or paired images/masks, folder or
-    archive), "synthetic" or "download"."""
+    archive), "synthetic" (PH2's layout, generated: named so, never "PH2") or "download"."""
     if data == "synthetic":
         root = make_synthetic_ph2(cache_dir() / "synthetic", n=200, seed=0)
+        loaded = load_dataset(root, size=size, progress=None if not quiet else False)
+        loaded.source = SYNTHETIC
+        return loaded
     elif data == "download":
         root = fetch_ph2(cache_dir() / "ph2")
     else:

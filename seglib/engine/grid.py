@@ -209,6 +209,9 @@ def run_grid(
 
     out = Path(out)
     quiet = bool(os.environ.get("CI")) if quiet is None else quiet
+    for data in sorted({c.data for c in cfgs} - {"synthetic", "download"}):
+        if not Path(data).expanduser().exists():  # an error even when every run is finished
+            raise FileNotFoundError(f"--data {data}: no such file or folder")
     if jobs == "auto":
         jobs = auto_jobs(device)
     if jobs < 1:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from seglib import models, store
-from seglib.data.ph2 import load_ph2, split_indices
+from seglib.data.ph2 import SYNTHETIC, load_ph2, split_indices
 from seglib.data.synth import synthetic_case
 from seglib.engine import checkpoint, grid
 
@@ -90,7 +90,8 @@ def without_seconds(history: list[dict]) -> list[dict]:
 def test_smoke_grid_writes_every_run(smoke_grid):
     out, cfgs, results = smoke_grid
     names = {f"{n}_{lo}_s0" for n in grid.NETS for lo in grid.LOSSES}
-    assert len(cfgs) == 12 and len(results) == 12
+    n = len(grid.NETS) * len(grid.LOSSES)  # 4 nets x 4 losses
+    assert n == 16 and len(cfgs) == n and len(results) == n
     assert {p.name for p in out.iterdir() if p.is_dir()} == names
     _, _, test_idx = split_indices(200, seed=0)
     test_names = [f"IMD{i + 1:03d}" for i in test_idx]
@@ -100,6 +101,7 @@ def test_smoke_grid_writes_every_run(smoke_grid):
             assert (run / f).is_file(), f"{run.name}/{f} missing"
         saved = store.read_json(run / "config.json")
         assert {k: v for k, v in saved.items() if k != "runtime"} == cfg.to_dict()
+        assert result["dataset"] == SYNTHETIC == "synthetic PH2-like data"  # never "PH2"
         assert saved["runtime"]["threads"] == 1 and saved["runtime"]["device"] == "cpu"
         assert (cfg.size, cfg.width, cfg.depth, cfg.epochs) == (64, 8, 3, SMOKE_EPOCHS)
 
@@ -431,3 +433,21 @@ def test_preset_per_run_weight_decay(monkeypatch):
     ]
     cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce", "focal"), weight_decay=0.5)
     assert [c.weight_decay for c in cfgs] == [0.5, 0.5]
+
+
+def test_missing_data_is_an_error_even_when_every_run_is_finished(smoke_grid, tmp_path):
+    """Every run of the grid is finished, but ``--data`` names nothing: refused, not a silent
+    success."""
+    out, cfgs, _ = smoke_grid
+    missing = [dataclasses.replace(c, data=str(tmp_path / "nowhere.tar.xz")) for c in cfgs]
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.tar\.xz: no such file or folder"):
+        grid.run_grid(missing, out, device="cpu", quiet=True)
+
+
+def test_a_synthetic_report_is_not_headed_ph2(smoke_grid, tmp_path):
+    from seglib.report import markdown
+
+    out, _, _ = smoke_grid
+    text = markdown.write_report(out, tmp_path / "REPORT.md")
+    assert text.startswith("# Results on synthetic PH2-like data\n")
+    assert "Compared with the original report" not in text  # that was on PH2
