@@ -201,6 +201,15 @@ def cmd_robustness(a) -> None:
     run(a)
 
 
+def inference_options(p: argparse.ArgumentParser) -> None:
+    """The options of every command that runs a model on images (predict, score, robustness)."""
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (faster)")
+    p.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m seglib", description=DESCRIPTION)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -300,27 +309,19 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+", help="image files (BMP, PNG, JPEG)")
     pr.add_argument("--weights", help="checkpoint (default: the shipped weights/best.pt)")
     pr.add_argument("--out", default=".", help="output folder (default .)")
-    pr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    pr.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    pr.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
-    pr.add_argument("--no-tta", action="store_true", help="no test-time augmentation (faster)")
-    pr.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
+    inference_options(pr)
     pr.add_argument("--overlay", action="store_true", help="also <stem>_overlay.png: outline")
     pr.set_defaults(func=cmd_predict)
 
     sc = sub.add_parser("score", help="predict every image of a labelled dataset and score it")
     sc.add_argument("--data", required=True, help="PH2 or images+masks folder or archive")
     sc.add_argument("--weights", help="checkpoint (default: the shipped weights/best.pt)")
-    sc.add_argument("--out", help="per-image CSV (name, iou, dice, score, image, mask)")
+    sc.add_argument("--out", help="per-image CSV (IoU, Dice, course score, ISIC metrics)")
     sc.add_argument("--split", default="all", help="all | train | val | test (checkpoint's split)")
     sc.add_argument("--worst", type=int, default=0, help="overlays of the K worst images by IoU")
     sc.add_argument("--overlays", help="folder for the --worst overlays (PNG)")
     sc.add_argument("--masks", help="also write each predicted mask here (<name>_mask.png)")
-    sc.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    sc.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    sc.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
-    sc.add_argument("--no-tta", action="store_true", help="no test-time augmentation (faster)")
-    sc.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
+    inference_options(sc)
     sc.set_defaults(func=cmd_score)
 
     ex = sub.add_parser("export", help="ship the best run's weights (chosen by val IoU)")
@@ -347,11 +348,7 @@ def parser() -> argparse.ArgumentParser:
     rb.add_argument("--json", help="also write the result to this JSON file")
     rb.add_argument("--card", help="also update the table in this model card (weights/README.md)")
     rb.add_argument("--seed", type=int, default=0, help="artefact seed (default 0)")
-    rb.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    rb.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    rb.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
-    rb.add_argument("--no-tta", action="store_true", help="no test-time augmentation (faster)")
-    rb.add_argument("--pipeline", default="auto", choices=PIPELINE_CHOICES, help=PIPELINE_HELP)
+    inference_options(rb)
     rb.set_defaults(func=cmd_robustness)
 
     sub.add_parser("bench", help="throughput: plain loop vs seglib's fit (see benchmarks/)")
