@@ -17,7 +17,7 @@ Within ``--budget-s`` seconds (default 480) from the script's start:
    resumable from its ``last.pt``.
 4. archive: ``gpu_check.tar.gz`` holding ``<out name>/gpu_check.json`` (every call's header,
    bench and run log) and config.json, history.json, test.json (failed.json) of every run: JSON
-   only, no checkpoints. Written under ``$OUT`` when set (the device tool brings it back), else
+   only, no checkpoints. Written under ``$OUT`` when set (the folder a remote job hands back), else
    beside ``--out``.
 
 A second call continues: finished runs (``test.json``) are skipped and an interrupted one
@@ -25,26 +25,27 @@ resumes from ``last.pt`` (same machine only). On a fresh machine the finished ru
 ``--restore`` (default ``gpu/gpu_check.tar.gz``: copy the returned archive there).
 
 Without CUDA, or with ``--tiny``, the same code runs at a tiny scale (32 px, width 4, 2 epochs)
-on synthetic data in seconds: tests/test_gpu_check.py runs it so the script cannot rot.
+on synthetic data in seconds: tests/bench/test_gpu_check.py runs it so the script cannot rot.
 
-Imports: torch, torchvision, numpy, PIL and seglib's data, experiment, train, checkpoint
+Imports: torch, torchvision, numpy, PIL and seglib's data, engine and checkpoint
 modules (none of them imports matplotlib, scipy or scikit-image); where ``tqdm`` is missing a
 silent stand-in replaces it (seglib's progress bars).
 
-How to run on a lent GPU
-------------------------
-1. Here, in the repository root (``gpu/`` is git-ignored; a carried path travels anyway)::
+How to run on a GPU machine
+---------------------------
+1. In the repository root (``gpu/`` is git-ignored)::
 
        python -m scripts.ph2_resized PH2Dataset.tar.xz gpu/PH2-256.tar --size 256
 
-2. Device tool ``run`` with command ``bash benchmarks/gpu_check.sh --budget-s 480``, carry
-   ``["gpu"]``, timeout_s ``570`` (the same without the wrapper: ``PYTHONUNBUFFERED=1 python3
-   benchmarks/gpu_check.py --budget-s 480 2>&1 | tee $OUT/gpu_check.log``). Then ``give_back``
-   unless calling again at once. The reply's files: ``gpu_check.tar.gz`` and ``gpu_check.log``.
-3. To continue the grid in a later call (a fresh machine): ``cp <files_at>/gpu_check.tar.gz gpu/``
-   and run the same command; its finished runs are restored and skipped.
+2. Copy the repository, with ``gpu/``, to the GPU machine and run there, with ``OUT`` set to a
+   folder you will copy back: ``bash benchmarks/gpu_check.sh --budget-s 480`` (the same
+   without the wrapper: ``PYTHONUNBUFFERED=1 python3 -m benchmarks.gpu_check --budget-s 480
+   2>&1 | tee $OUT/gpu_check.log``). It leaves ``gpu_check.tar.gz`` and ``gpu_check.log`` in
+   ``$OUT``.
+3. To continue the grid on a fresh machine: copy ``gpu_check.tar.gz`` back into ``gpu/`` and
+   run the same command; its finished runs are restored and skipped.
 4. To keep the results: ``mkdir -p results && tar -xzf gpu/gpu_check.tar.gz -C results`` (gives
-   ``results/course/``), then ``python -m seglib report results/course``.
+   ``results/course/``), then ``seglib report results/course``.
 """
 
 from __future__ import annotations
