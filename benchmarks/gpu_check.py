@@ -172,7 +172,7 @@ def load(a):
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no such file; copy the data there before the call "
-            "(python -m scripts.ph2_resized PH2Dataset.tar.xz gpu/PH2-256.tar --size 256) and carry ['gpu']"
+            "(python -m scripts.ph2_resized PH2Dataset.tar.xz gpu/PH2-256.tar --size 256) and copy gpu/ with the repository"
         )
     cfgs = grid.configs("course", a.nets, a.losses, data=str(path))
     return load_dataset(path, size=cfgs[0].size, progress=False), cfgs
