@@ -96,9 +96,9 @@ def read_square(path: Path, size: int, fast: bool = False, error: type = PH2Erro
     return np.asarray(rgb), full
 
 
-def mask_levels(im: Image.Image) -> np.ndarray:
-    """A mask image of any mode as float32 grey levels in [0, 1] (0/1 or 0/255 input)."""
-    levels = np.asarray(im.convert("L"), dtype=np.float32)
+def mask_levels(gray: np.ndarray) -> np.ndarray:
+    """An 8-bit grey mask (PIL's "L" of any mode) as float32 levels in [0, 1] (0/1 or 0/255)."""
+    levels = gray.astype(np.float32)
     levels /= 1.0 if levels.max(initial=0) <= 1 else 255.0
     return levels
 
@@ -107,7 +107,7 @@ def read_levels(path: Path, error: type = PH2Error) -> tuple[np.ndarray, tuple[i
     """``(grey levels in [0, 1] (H, W), full (width, height))`` of a mask file."""
     im, full = open_image(path, error=error)
     with im:
-        return mask_levels(im), full
+        return mask_levels(np.asarray(im.convert("L"))), full
 
 
 def square_mask(levels: np.ndarray, size: int, fast: bool = False) -> np.ndarray:
@@ -131,9 +131,7 @@ def read_gray(path: Path, shape: tuple[int, int]) -> np.ndarray:
 def truth_of(gray: np.ndarray) -> np.ndarray:
     """An 8-bit grey expert mask as bool: grey levels in [0, 1] (0/1 or 0/255 input) above
     :data:`MASK_LEVEL`, as every loader binarises masks."""
-    levels = gray.astype(np.float32)
-    levels /= 1.0 if levels.max(initial=0) <= 1 else 255.0
-    return levels > MASK_LEVEL
+    return mask_levels(gray) > MASK_LEVEL
 
 
 def read_truth(path: Path, shape: tuple[int, int]) -> np.ndarray:
