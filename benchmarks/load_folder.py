@@ -1,10 +1,10 @@
-"""Loading speed of a paired image/mask folder (project issue #15): first load and cached load.
+"""Loading speed of a paired image/mask folder: first load and cached load.
 
 Generates ``--n`` ISIC-style pairs (``ISIC_nnnnnnn.jpg`` + ``ISIC_nnnnnnn_segmentation.png``, the
 synthetic PH2-like cases of ``seglib.data.synth`` at ``--height`` x ``--width``) once into ``--root``
 (kept and reused: generation is not timed), then times ``seglib.data.load_dataset(root, size)``
 with an empty tensor cache (the first load: list, pair, decode, resize, save the cache) and then
-``--repeats`` times from the cache (median). The targets (issue #15, 2 cores): first load of
+``--repeats`` times from the cache (median). The targets (2 cores): first load of
 2,000 pairs at 128 px under 2 minutes, cached load under 5 s.
 
 The image files are read from the OS page cache when they were just generated; for a cold-disk

@@ -1,7 +1,7 @@
 """CPU threads for processes seglib owns (the CLI, grid workers); imports no torch.
 
 Two torch processes sharing 2 cores, each with OpenMP threads that spin while idle, slowed each
-other 6-12x (README, Speed); sleeping threads (``OMP_WAIT_POLICY=PASSIVE``) and one thread per
+other 6-12x (benchmarks/README.md); sleeping threads (``OMP_WAIT_POLICY=PASSIVE``) and one thread per
 job when the grid runs jobs side by side remove most of that. The OpenMP runtime reads its
 environment once, when torch starts, so :func:`quiet_openmp` must run before ``import torch``.
 """

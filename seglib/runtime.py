@@ -7,7 +7,7 @@ Precision (``--precision auto``, :func:`choose_precision`):
   (``torch.cuda.is_bf16_supported()`` answers true there too, so the capability decides).
 - CPU: bf16 autocast where the CPU has native bf16 (AVX512-BF16 or AMX, as torch's CPU feature
   probe reports), fp32 elsewhere: bf16 autocast measured 8-17x *slower* than fp32 on a Zen 3
-  without it and 1.3-2x faster on CPUs with it (README, Speed).
+  without it and 1.3-2x faster on CPUs with it (benchmarks/README.md).
 
 Inference (``predict``, ``score``, ``robustness``, the grid's test phase) runs in the same
 precision and memory format as training, ``--precision`` overriding as for ``run``.

@@ -1,4 +1,4 @@
-"""The per-machine runtime (issues 12 and 16): the precision chosen for each kind of machine
+"""The per-machine runtime: the precision chosen for each kind of machine
 (capabilities mocked, so CPU-only CI covers CUDA), the fp16 gradient scaler's state surviving a
 resume exactly, and bf16 determinism where the CPU has native bf16."""
 

@@ -1,6 +1,6 @@
 """How long will the study take here, and how much faster is seglib than a plain loop?
 
-Four sections, each ending in a parseable ``ratio`` line (issues #7 and #16):
+Four sections, each ending in a parseable ``ratio`` line:
 
 1. ``run``: per-run throughput, a plain PyTorch loop vs seglib's ``train.fit`` on its automatic
    path (details below).
@@ -11,7 +11,7 @@ Four sections, each ending in a parseable ``ratio`` line (issues #7 and #16):
 3. ``procs``: one ``python -m seglib run`` process alone vs two of them side by side (as when the
    tests or a notebook run beside the main job); the ratio is the pair's wall time over twice the
    time alone (1.0 = no interference beyond sharing the cores). ``--variants`` repeats the pair
-   with ``OMP_WAIT_POLICY=ACTIVE`` (spinning OpenMP threads, seglib's behaviour before #16).
+   with ``OMP_WAIT_POLICY=ACTIVE`` (spinning OpenMP threads, as seglib once left them).
 4. ``predict``: ``predict`` with test-time augmentation on ``--images`` synthetic ISIC-style
    JPEGs, the way it ran before (``today``: fp32, contiguous model, one view per forward, file
    by file) vs ``seglib.infer.predict.predict_files`` (``fast``: the runtime's precision,

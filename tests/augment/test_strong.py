@@ -1,4 +1,4 @@
-"""Strong training augmentation (issue 17): image and mask share every geometric transform, the
+"""Strong training augmentation: image and mask share every geometric transform, the
 hand-worked zoom lands where expected, discs hide the lesion under them, the batch stays a valid
 training batch, and a run trains with ``augment="strong"``."""
 

@@ -1,4 +1,4 @@
-"""Opening checkpoints from untrusted places (issue #14): ``--weights FILE``, a run folder's
+"""Opening checkpoints from untrusted places: ``--weights FILE``, a run folder's
 ``last.pt`` and ``best.pt`` copied from elsewhere. A crafted pickle must never run (these tests
 fail on a ``torch.load(weights_only=False)``: the payload creates a marker file), and every bad
 file gets one ``error:`` line naming it, exit 2, nothing written."""

@@ -1,4 +1,4 @@
-"""Concurrency and training faults (issue #14): one process per run folder (a lock file, stale
+"""Concurrency and training faults: one process per run folder (a lock file, stale
 locks of dead processes taken over), a NaN/inf loss stops its run but not the grid, a corrupt
 ``last.pt`` restarts the run with a warning instead of a traceback."""
 

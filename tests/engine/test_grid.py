@@ -1,4 +1,4 @@
-"""The training engine and the grid end to end (issue #4): the smoke grid's results store,
+"""The training engine and the grid end to end: the smoke grid's results store,
 resuming without recomputation (also after ``kill -9``), refusing a mismatched config,
 prediction with a trained checkpoint, and CPU determinism.
 

@@ -1,4 +1,4 @@
-"""The parallel grid (issue 16): ``--jobs 2`` and ``--executor ray`` give each run the same test
+"""The parallel grid: ``--jobs 2`` and ``--executor ray`` give each run the same test
 metrics as a sequential grid at the same per-run thread count; a crashing run fails alone with its
 traceback saved; Ctrl-C stops every worker and a rerun resumes."""
 

@@ -1,4 +1,4 @@
-"""Parts of training that a whole-run test would not catch when wrong (issue #14): the
+"""Parts of training that a whole-run test would not catch when wrong: the
 augmentation moves image and mask together, the LR schedules follow their formulas, and
 ``export`` ships the run chosen by val IoU in fp16 with its JSON sidecar."""
 

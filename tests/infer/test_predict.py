@@ -1,4 +1,4 @@
-"""``predict`` on real-world files (issues #14 and #17): EXIF orientation, grayscale / 16-bit /
+"""``predict`` on real-world files: EXIF orientation, grayscale / 16-bit /
 palette / RGBA input, large images reduced on load, any aspect ratio, ``--overlay``, atomic
 mask writes, and the bad-input policy (every good image is predicted, every bad one reported at
 the end, exit 2)."""

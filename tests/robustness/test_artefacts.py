@@ -1,4 +1,4 @@
-"""Artefact generators (issue 17) on tiny hand-made images: each does what its docstring says,
+"""Artefact generators on tiny hand-made images: each does what its docstring says,
 moves the mask exactly with the image where it is geometric, and leaves it alone otherwise."""
 
 import io

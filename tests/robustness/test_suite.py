@@ -1,4 +1,4 @@
-"""Robustness suite (issue 17) on the tiny synthetic tree: full-resolution scoring checked
+"""Robustness suite on the tiny synthetic tree: full-resolution scoring checked
 against masks known from the generator, per-(kind, image) determinism, and the CLI."""
 
 import json
