@@ -217,7 +217,9 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train the grid (resumes), then write the report")
     r.add_argument("--preset", default="smoke", help="smoke | cpu | course (default smoke)")
     r.add_argument("--data", help="PH2 or images+masks folder/archive, 'synthetic', 'download'")
-    r.add_argument("--nets", type=_csv, help="comma list of segnet,unet,unet2 (default all)")
+    r.add_argument(
+        "--nets", type=_csv, help="comma list of segnet,unet,unet2,effunet (default all)"
+    )
     r.add_argument("--losses", type=_csv, help="comma list of bce,dice,focal,correlation,...")
     r.add_argument("--seeds", type=_ints, default=[0], help="comma list of seeds (default 0)")
     r.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")

@@ -89,6 +89,15 @@ def test_help_is_plain_text_and_every_option_explained():
                 assert "`" not in action.help, f"{name} {action.dest}"
 
 
+def test_run_help_names_every_net():
+    from seglib.cli import parser
+    from seglib.models import NAMES
+
+    (sub,) = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    (nets,) = [a for a in sub.choices["run"]._actions if "--nets" in a.option_strings]
+    assert set(nets.help.split()[3].split(",")) == set(NAMES), nets.help
+
+
 def test_no_command_is_a_usage_error(tmp_path):
     done = seglib_cli(cache=tmp_path)
     assert done.returncode == 2 and "usage:" in done.stderr
