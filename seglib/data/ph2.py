@@ -211,16 +211,16 @@ def resolve_data(data: str, size: int, quiet: bool = False):
     archive), "synthetic" (PH2's layout, generated: named so, never "PH2") or "download"."""
     if data == "synthetic":
         root = make_synthetic_ph2(cache_dir() / "synthetic", n=200, seed=0)
-        loaded = load_dataset(root, size=size, progress=None if not quiet else False)
-        loaded.source = SYNTHETIC
-        return loaded
     elif data == "download":
         root = fetch_ph2(cache_dir() / "ph2")
     else:
         root = Path(data).expanduser()
         if not root.exists():
             raise FileNotFoundError(f"--data {data}: no such file or folder")
-    return load_dataset(root, size=size, progress=None if not quiet else False)
+    loaded = load_dataset(root, size=size, progress=None if not quiet else False)
+    if data == "synthetic":
+        loaded.source = SYNTHETIC
+    return loaded
 
 
 def split_indices(
