@@ -55,6 +55,8 @@ _RAR_TOOLS = "unrar or bsdtar (Debian/Ubuntu: apt install unrar, or apt install 
 
 # --- layout ----------------------------------------------------------------------------------
 
+ARCHIVE_HINT = "download or copy it again (an interrupted copy is incomplete)"
+
 
 def is_case_dir(path: Path) -> bool:
     """A PH2 case folder: a directory named ``IMD`` + digits."""
@@ -109,7 +111,7 @@ def archive_kind(path: Path) -> str:
             return "tar"
     except (OSError, EOFError, lzma.LZMAError, zlib.error):
         pass
-    raise PH2Error(f"{path}: not a RAR, ZIP or TAR archive, or a corrupt one")
+    raise PH2Error(f"{path}: not a RAR, ZIP or TAR archive, or a corrupt one; {ARCHIVE_HINT}")
 
 
 def archive_key(path: Path) -> str:
@@ -120,7 +122,10 @@ def archive_key(path: Path) -> str:
 
 
 def _unsafe(archive: Path, name: str, why: str) -> PH2Error:
-    return PH2Error(f"{archive}: refusing to extract member {name!r}: {why}")
+    return PH2Error(
+        f"{archive}: refusing to extract member {name!r}: {why}; the archive is unsafe, get the "
+        "data from its official source"
+    )
 
 
 def _check_name(archive: Path, name: str) -> None:
@@ -195,9 +200,12 @@ def _extract_rar(archive: Path, dest: Path) -> None:
     except rarfile.RarCannotExec as e:
         raise PH2Error(f"{archive}: extracting RAR needs {_RAR_TOOLS} on PATH ({e})") from e
     except rarfile.BadSymLinkError as e:
-        raise PH2Error(f"{archive}: refusing to extract a link that points outside ({e})") from e
+        raise PH2Error(
+            f"{archive}: refusing to extract a link that points outside ({e}); the archive is "
+            "unsafe, get the data from its official source"
+        ) from e
     except rarfile.Error as e:
-        raise PH2Error(f"{archive}: corrupt or unreadable RAR archive ({e})") from e
+        raise PH2Error(f"{archive}: corrupt or unreadable RAR archive ({e}); {ARCHIVE_HINT}") from e
 
 
 def extract_archive(archive: Path, dest: Path) -> None:
@@ -212,7 +220,9 @@ def extract_archive(archive: Path, dest: Path) -> None:
     except _FILTER_ERROR as e:
         raise _unsafe(archive, e.tarinfo.name, str(e)) from e
     except _EXTRACT_ERRORS as e:
-        raise PH2Error(f"{archive}: cannot extract {kind} archive ({type(e).__name__}: {e})") from e
+        raise PH2Error(
+            f"{archive}: cannot extract {kind} archive ({type(e).__name__}: {e}); {ARCHIVE_HINT}"
+        ) from e
 
 
 def extract_cached(archive: Path) -> Path:

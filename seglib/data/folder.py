@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from seglib.data.cache import read_tensors, tensor_path
-from seglib.data.imageio import read_levels, read_square, square_mask
+from seglib.data.imageio import MASK_SIZE_HINT, read_levels, read_square, square_mask
 from seglib.environ import progress_disabled
 from seglib.errors import FolderError
 from seglib.store import save_torch
@@ -52,11 +52,14 @@ MAX_DEPTH = 3
 
 @dataclass(frozen=True)
 class Pair:
-    """One case: its name (the image stem) and its image and mask files."""
+    """One case: its name (the image stem) and its image and mask files. A pair found by
+    ``find_pairs(partial=True)`` may lack one of them (None), ``problem`` then says which and
+    what to do."""
 
     name: str
-    image: Path
-    mask: Path
+    image: Path | None
+    mask: Path | None
+    problem: str = ""
 
 
 # --- finding the pairs -----------------------------------------------------------------------
@@ -103,17 +106,23 @@ def _unique(files: dict[str, list[Path]], what: str) -> dict[str, Path]:
     for name, paths in files.items():
         if len(paths) > 1:
             listed = " and ".join(str(p) for p in paths)
-            raise FolderError(f"{paths[0]}: duplicate {what} for case {name!r}: {listed}")
+            raise FolderError(
+                f"{paths[0]}: duplicate {what} for case {name!r}: {listed}; keep one of them"
+            )
     return {name: paths[0] for name, paths in files.items()}
 
 
-def find_pairs(root: Path) -> list[Pair]:
+def find_pairs(root: Path, partial: bool = False) -> list[Pair]:
     """The (image, mask) pairs under ``root``, sorted by case name.
 
+    ``partial``: an image without mask (or a mask without image) is a pair lacking that file,
+    its ``problem`` the message, instead of an error; the other pairs and their order are the
+    same as in the complete folder.
+
     Raises:
-        FolderError: no image files, no masks, an image without mask, a mask without image, or
-            two images (or two masks) for one case (e.g. ``a.jpg`` and ``a.png``); the message
-            names the file.
+        FolderError: no image files, no masks, two images (or two masks) for one case (e.g.
+            ``a.jpg`` and ``a.png``), or (unless ``partial``) an image without mask or a mask
+            without image; the message names the file.
     """
     root = Path(root)
     images, masks = {}, {}
@@ -124,21 +133,54 @@ def find_pairs(root: Path) -> list[Pair]:
     if not images and not masks:
         raise FolderError(
             f"{root}: no images (expected JPEG/PNG/BMP images and masks: images/ + masks/, "
-            "or ISIC_nnnnnnn.jpg + ISIC_nnnnnnn_segmentation.png)"
+            "or ISIC_nnnnnnn.jpg + ISIC_nnnnnnn_segmentation.png); point --data at the "
+            "folder that holds them"
         )
     if not masks:
         raise FolderError(
             f"{root}: no masks (expected a masks/ folder beside images/, or mask files named "
-            f"<image stem>{' or <image stem>'.join(MASK_SUFFIXES)}.png)"
+            f"<image stem>{' or <image stem>'.join(MASK_SUFFIXES)}.png); add the masks, or "
+            "point --data at a folder that has them"
         )
     images, masks = _unique(images, "image"), _unique(masks, "mask")
-    for name in sorted(images):
-        if name not in masks:
-            raise FolderError(f"{images[name]}: image without mask (case {name!r})")
-    for name in sorted(masks):
-        if name not in images:
-            raise FolderError(f"{masks[name]}: mask without image (case {name!r})")
-    return [Pair(n, images[n], masks[n]) for n in sorted(images)]
+    lone = [n for n in sorted(images) if n not in masks]
+    lone += [n for n in sorted(masks) if n not in images]
+    if lone and not partial:
+        raise FolderError(_lone(lone[0], images, masks))
+    return [
+        Pair(n, images.get(n), masks.get(n), _lone(n, images, masks) if n in lone else "")
+        for n in sorted(images.keys() | masks.keys())
+    ]
+
+
+def _lone(name: str, images: dict, masks: dict) -> str:
+    """The message of a case that has an image or a mask but not both."""
+    if name in images:
+        return (
+            f"{images[name]}: image without mask (case {name!r}); add its mask, named as "
+            "the others, or remove the image"
+        )
+    return f"{masks[name]}: mask without image (case {name!r}); add its image, or remove the mask"
+
+
+def describe_layout(root: Path, pairs: list[Pair]) -> str:
+    """How the pairs under ``root`` are laid out, in words, from the most common placement:
+    ``images in images/, masks in masks/ named <name>_mask.png`` or ``images and masks in
+    one folder, masks named <name>_segmentation.png``."""
+    root, seen = Path(root), {}
+    for p in pairs:
+        if p.image is not None and p.mask is not None:
+            where = [f"{q.parent.relative_to(root).as_posix()}/" for q in (p.image, p.mask)]
+            suffix = p.mask.stem[len(p.name) :]
+            key = (*where, f"<name>{suffix}{p.mask.suffix.lower()}")
+            seen[key] = seen.get(key, 0) + 1
+    if not seen:
+        return "no complete image/mask pair"
+    images, masks, named = max(seen, key=seen.get)
+    if images == masks:
+        place = "in the top folder" if images == "./" else f"in {images}"
+        return f"images and masks {place}, masks named {named}"
+    return f"images in {images}, masks in {masks} named {named}"
 
 
 def looks_like_pairs(root: Path) -> bool:
@@ -157,7 +199,8 @@ def read_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray]:
     levels, (w, h) = read_levels(pair.mask, error=FolderError)
     if (w, h) != full:
         raise FolderError(
-            f"{pair.mask}: mask is {w}x{h} but its image {pair.image.name} is {full[0]}x{full[1]}"
+            f"{pair.mask}: mask is {w}x{h} but its image {pair.image.name} is {full[0]}x{full[1]}; "
+            f"{MASK_SIZE_HINT}"
         )
     return rgb, square_mask(levels, size, fast=True)
 

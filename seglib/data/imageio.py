@@ -34,6 +34,12 @@ Pillow documents the result as indistinguishable from a plain resize in most cas
 MASK_LEVEL = 0.5
 """A pixel is lesion where its grey level in [0, 1] (after any resizing) is above this."""
 
+BAD_FILE_HINT = "re-download or re-export it, or remove it"
+"""What to do about a file that cannot be decoded (every such error message ends with it)."""
+
+MASK_SIZE_HINT = "use the mask made for this image, or remove the pair"
+"""What to do about a mask whose size is not its image's."""
+
 MAX_SIDE = 2048
 """Images larger than this (either side) are reduced to it on load, keeping the aspect ratio."""
 
@@ -73,7 +79,7 @@ def open_image(path: Path, draft: int | None = None, error: type = PH2Error):
     names the file when it is empty, truncated or unreadable."""
     path = Path(path)
     if path.stat().st_size == 0:
-        raise error(f"{path}: empty file (0 bytes)")
+        raise error(f"{path}: empty file (0 bytes); {BAD_FILE_HINT}")
     try:
         im = Image.open(path)
         full = im.size
@@ -81,7 +87,9 @@ def open_image(path: Path, draft: int | None = None, error: type = PH2Error):
             im.draft("RGB", (draft, draft))  # no-op for non-JPEG files
         im.load()
     except Exception as e:  # PIL raises many types for bad files
-        raise error(f"{path}: unreadable or truncated image ({type(e).__name__}: {e})") from e
+        raise error(
+            f"{path}: unreadable or truncated image ({type(e).__name__}: {e}); {BAD_FILE_HINT}"
+        ) from e
     return im, full
 
 
@@ -123,7 +131,9 @@ def read_gray(path: Path, shape: tuple[int, int]) -> np.ndarray:
     FolderError if its size is not ``shape`` (its image's (H, W))."""
     im, (w, h) = open_image(path, error=FolderError)
     if (h, w) != tuple(shape):
-        raise FolderError(f"{path}: mask is {w}x{h} but its image is {shape[1]}x{shape[0]}")
+        raise FolderError(
+            f"{path}: mask is {w}x{h} but its image is {shape[1]}x{shape[0]}; " + MASK_SIZE_HINT
+        )
     with im:
         return np.asarray(im.convert("L"))
 
@@ -161,11 +171,13 @@ def read_image(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tup
                 w, h = h, w
             return np.asarray(im, dtype=np.uint8).copy(), (h, w)
     except FileNotFoundError:
-        raise PH2Error(f"{path}: no such image file") from None
+        raise PH2Error(f"{path}: no such image file; check the path") from None
     except Image.DecompressionBombError as e:
-        raise PH2Error(f"{path}: image too large to open safely ({e})") from None
+        raise PH2Error(
+            f"{path}: image too large to open safely ({e}); reduce it, or remove it"
+        ) from None
     except (OSError, ValueError, SyntaxError) as e:  # PIL: OSError mostly, some codecs others
-        raise PH2Error(f"{path}: cannot read image ({e})") from None
+        raise PH2Error(f"{path}: cannot read image ({e}); {BAD_FILE_HINT}") from None
 
 
 def read_rgb(path: Path) -> np.ndarray:

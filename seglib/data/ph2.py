@@ -14,7 +14,7 @@ modification time of every image and mask file it uses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,8 @@ from seglib.data.fetch import (
     is_case_dir,
 )
 from seglib.data.imageio import read_levels, read_square, square_mask
-from seglib.data.synth import make_synthetic_ph2
+from seglib.data.split import split_indices  # noqa: F401  (re-exported)
+from seglib.data.synth import SYNTHETIC, make_synthetic_ph2, synthetic_name
 from seglib.environ import progress_disabled
 from seglib.errors import PH2Error
 from seglib.store import save_torch
@@ -48,6 +49,7 @@ class PH2Data:
     masks: torch.Tensor
     names: list[str]
     source: str = "PH2"
+    parts: list = field(default_factory=list)  # several datasets: seglib.data.multi.concat
 
     def __len__(self) -> int:
         return len(self.names)
@@ -61,25 +63,38 @@ def _image_in(case: Path, suffix: str, what: str) -> Path:
     folder = case / f"{case.name}{suffix}"
     files = sorted(f for f in folder.glob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise PH2Error(f"{case}: no {what} (expected a BMP/PNG/JPEG file in {folder})")
+        raise PH2Error(
+            f"{case}: no {what} (expected a BMP/PNG/JPEG file in {folder}); restore it from "
+            "the PH2 archive, or remove the case folder"
+        )
     preferred = [f for f in files if f.stem in (case.name, f"{case.name}{suffix}")]
     return (preferred or files)[0]
+
+
+def case_dirs(images_dir: Path) -> list[Path]:
+    """The ``IMDnnn`` case folders in ``images_dir``, sorted by name (PH2Error if none)."""
+    cases = sorted((c for c in Path(images_dir).iterdir() if is_case_dir(c)), key=lambda c: c.name)
+    if not cases:
+        raise PH2Error(
+            f"{images_dir}: no PH2 case folders (IMDnnn); point --data at the folder that "
+            "holds them, or re-extract the PH2 archive"
+        )
+    return cases
+
+
+def case_of(case: Path) -> tuple[str, Path, Path]:
+    """``(name, image, mask)`` of one case folder (PH2Error naming the folder if one lacks)."""
+    return (
+        case.name,
+        _image_in(case, "_Dermoscopic_Image", "dermoscopic image"),
+        _image_in(case, "_lesion", "lesion mask"),
+    )
 
 
 def case_files(images_dir: Path) -> list[tuple[str, Path, Path]]:
     """``(name, image, mask)`` for each ``IMDnnn`` case folder in ``images_dir``, sorted by name.
     Anything else in the folder, and the ``IMDnnn_roi`` colour masks, are ignored."""
-    cases = sorted((c for c in Path(images_dir).iterdir() if is_case_dir(c)), key=lambda c: c.name)
-    if not cases:
-        raise PH2Error(f"{images_dir}: no PH2 case folders (IMDnnn)")
-    return [
-        (
-            c.name,
-            _image_in(c, "_Dermoscopic_Image", "dermoscopic image"),
-            _image_in(c, "_lesion", "lesion mask"),
-        )
-        for c in cases
-    ]
+    return [case_of(c) for c in case_dirs(images_dir)]
 
 
 # --- decoding --------------------------------------------------------------------------------
@@ -136,21 +151,32 @@ def load_ph2(
             truncated or empty image, or a corrupt archive; the message names the path.
     """
     root = _checked(root, size, "a PH2 folder or archive")
+    source = None  # an archive's is read from its extracted tree, then cached with the tensors
     if root.is_file():
-        identity, cases = f"archive {archive_key(root)}", None  # cheap: no extraction when cached
+        identity, cases = _archive_identity(root), None  # cheap: no extraction when cached
     else:
         images_dir = find_images_dir(root)
         cases = case_files(images_dir)
         identity = _folder_identity(images_dir, cases)
+        source = synthetic_name(images_dir) or "PH2"
     path = tensor_path("ph2", identity, size)
     if cache and (d := read_tensors(path, size)) is not None:
-        return PH2Data(**d)
+        return PH2Data(**(d | ({"source": source} if source else {})))
     if cases is None:
-        cases = case_files(find_images_dir(extract_cached(root)))
+        images_dir = find_images_dir(extract_cached(root))
+        cases, source = case_files(images_dir), synthetic_name(images_dir) or "PH2"
     data = _decode(cases, size, progress)
+    data.source = source
     if cache:
-        save_torch(path, {"images": data.images, "masks": data.masks, "names": data.names})
+        save_torch(path, {"images": data.images, "masks": data.masks, "names": data.names,
+                          "source": source})  # fmt: skip
     return data
+
+
+def _archive_identity(root: Path) -> str:
+    """The tensor-cache identity of a PH2-layout archive (" named": its cache records whether
+    the archive holds synthetic data; older caches did not)."""
+    return f"archive {archive_key(root)} named"
 
 
 def _checked(root: Path, size: int, what: str) -> Path:
@@ -189,63 +215,78 @@ def load_dataset(
     if root.is_dir():
         if is_ph2(root):
             return load_ph2(root, size, **kw)
-        return PH2Data(**folder.load_pairs(root, size, source=root.resolve().name, **kw))
+        name = synthetic_name(root) or root.resolve().name
+        return PH2Data(**folder.load_pairs(root, size, source=name, **kw) | {"source": name})
     ident = f"archive {archive_key(root)}"
     if cache:  # either layout's cached tensors, without extracting the archive
-        for kind in ("folder", "ph2"):
-            if (d := read_tensors(tensor_path(kind, ident, size), size)) is not None:
+        for kind, key in (("folder", ident), ("ph2", _archive_identity(root))):
+            if (d := read_tensors(tensor_path(kind, key, size), size)) is not None:
                 return PH2Data(**d)
     tree = extract_cached(root)
     if is_ph2(tree):
         return load_ph2(root, size, **kw)
-    name = root.name.split(".")[0] or root.name
+    name = _marked(tree) or root.name.split(".")[0] or root.name
     return PH2Data(**folder.load_pairs(tree, size, source=name, ident=ident, **kw))
 
 
-SYNTHETIC = "synthetic PH2-like data"
-"""What runs on ``--data synthetic`` record as their dataset (reports are headed with it)."""
+def _marked(tree: Path) -> str | None:
+    """The synthetic name (:func:`synthetic_name`) of an extracted tree or its one top folder."""
+    tops = [d for d in Path(tree).iterdir() if d.is_dir() and not d.name.startswith(".")]
+    return synthetic_name(tree) or (synthetic_name(tops[0]) if len(tops) == 1 else None)
+
+
+DOWNLOADS = ("download", "download-isic2018")
+"""``--data`` words that fetch a dataset into the cache: PH2, the ISIC 2018 Task 1 training set."""
 
 
 def resolve_data(data: str, size: int, quiet: bool = False):
-    """Load the dataset named by ``data``: a path (PH2 or paired images/masks, folder or
-    archive), "synthetic" (PH2's layout, generated: named so, never "PH2") or "download"."""
+    """Load the dataset(s) named by ``data``: a path (PH2 or paired images/masks, folder or
+    archive), "synthetic" (PH2's layout, generated: named so, never "PH2"), "download" (PH2),
+    "download-isic2018" (:func:`seglib.data.isic2018.fetch_isic2018`), or several of these
+    separated by commas (concatenated, :func:`seglib.data.multi.concat`)."""
+    from seglib.data import multi
+
+    names = multi.names_of(data)
+    if not names:
+        raise ValueError(f"--data {data!r}: name a dataset")
+    loaded = [_resolve_one(d, size, quiet) for d in names]
+    if len(loaded) == 1:
+        return loaded[0]
+    return multi.concat(loaded, [d.source in ("PH2", SYNTHETIC) for d in loaded])
+
+
+def data_missing(data: str) -> str | None:
+    """The first path of ``data`` (as :func:`resolve_data` reads it) that does not exist."""
+    from seglib.data import multi
+
+    words = ("synthetic", *DOWNLOADS)
+    return next(
+        (d for d in multi.names_of(data) if d not in words and not Path(d).expanduser().exists()),
+        None,
+    )
+
+
+def data_root(data: str, quiet: bool = False) -> Path:
+    """The folder or archive one ``--data`` word or path names: ``synthetic`` (generated),
+    ``download`` (PH2) and ``download-isic2018`` are fetched into the cache first."""
+    progress = None if not quiet else False
     if data == "synthetic":
-        root = make_synthetic_ph2(cache_dir() / "synthetic", n=200, seed=0)
-    elif data == "download":
-        root = fetch_ph2(cache_dir() / "ph2")
-    else:
-        root = Path(data).expanduser()
-        if not root.exists():
-            raise FileNotFoundError(f"--data {data}: no such file or folder")
-    loaded = load_dataset(root, size=size, progress=None if not quiet else False)
-    if data == "synthetic":
-        loaded.source = SYNTHETIC
-    return loaded
+        return make_synthetic_ph2(cache_dir() / "synthetic", n=200, seed=0)
+    if data == "download":
+        return fetch_ph2(cache_dir() / "ph2")
+    if data == "download-isic2018":
+        from seglib.data.isic2018 import fetch_isic2018
+
+        return fetch_isic2018(cache_dir() / "isic2018", progress=progress)
+    root = Path(data).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(
+            f"--data {data}: no such file or folder; check the path, or use --data synthetic "
+            "or --data download"
+        )
+    return root
 
 
-def split_indices(
-    n: int, seed: int = 0, fractions: tuple[float, float, float] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random (train, val, test) index arrays, 50% / 25% / 25% (100/50/50 for n=200).
-
-    val and test get ``n // 4`` each, train the rest; with ``fractions`` (train, val, test),
-    non-negative and summing to 1, val and test get ``round(n * fraction)`` each, train the rest.
-    Each array is sorted. The permutation is ``numpy.random.default_rng(seed).permutation(n)``,
-    so the split is deterministic per seed.
-    """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    perm = np.random.default_rng(seed).permutation(n)
-    if fractions is None:
-        n_val = n_test = n // 4
-    else:
-        fr = [float(f) for f in fractions]
-        if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-6:
-            raise ValueError(
-                f"split fractions must be 3 numbers >= 0 summing to 1, got {fractions}"
-            )
-        n_val = round(n * fr[1])
-        n_test = min(round(n * fr[2]), n - n_val)
-    n_train = n - n_val - n_test
-    train, val, test = np.split(perm, [n_train, n_train + n_val])
-    return np.sort(train), np.sort(val), np.sort(test)
+def _resolve_one(data: str, size: int, quiet: bool):
+    root = data_root(data, quiet)
+    return load_dataset(root, size=size, progress=None if not quiet else False)

@@ -24,6 +24,8 @@ from seglib.errors import PH2Error
 MARKER = ".synthetic.json"
 """File in ``PH2 Dataset images`` recording the parameters it was generated with."""
 _VERSION = 1
+SYNTHETIC = "synthetic PH2-like data"
+"""The name of synthetic data in PH2's layout (``--data synthetic`` or a ``synth`` folder)."""
 _BINS = 2048  # resolution of the lesion's radius-per-angle table
 _FRACTION = (0.04, 0.85)  # lesion fraction of the image, resampled until inside
 
@@ -155,6 +157,29 @@ def make_synthetic_ph2(
 
     _build(images, params, "make_synthetic_ph2", write)
     return top
+
+
+def synthetic_name(folder: Path) -> str | None:
+    """The dataset name of ``folder`` when this module wrote it (its marker file), else None:
+    :data:`SYNTHETIC` for the PH2 layout, the folder's name for a paired layout (with
+    "synthetic data" in front when a renamed folder no longer says so)."""
+    marker = Path(folder) / MARKER
+    if not marker.is_file():
+        return None
+    try:
+        layout = json.loads(marker.read_text()).get("layout", "ph2")
+    except (OSError, ValueError, AttributeError):
+        layout = "ph2"
+    name = Path(folder).resolve().name
+    if layout == "ph2":
+        return SYNTHETIC
+    return name if is_synthetic(name) else f"synthetic data ({name})"
+
+
+def is_synthetic(name: str) -> bool:
+    """Whether a dataset name (``PH2Data.source``, a part of one joined by " + ") says
+    synthetic."""
+    return "synthetic" in str(name).lower()
 
 
 def _build(dest: Path, params: dict, who: str, write) -> None:

@@ -376,3 +376,82 @@ def test_corrupt_rar(tmp_path):
     with pytest.raises(PH2Error, match="RAR") as err:
         fetch.extract_archive(path, tmp_path / "dest")
     assert str(path) in str(err.value)
+
+
+# --- the ISIC 2018 Task 1 training set ---------------------------------------------------------
+
+
+def isic_zips(n: int = 3) -> tuple[bytes, bytes]:
+    """Fake input and ground-truth archives in the official layout (ISIC's own folder names)."""
+    import numpy as np
+    from PIL import Image
+
+    def png(array, fmt):
+        buf = io.BytesIO()
+        Image.fromarray(array).save(buf, fmt)
+        return buf.getvalue()
+
+    images, truth = {}, {}
+    for i in range(n):
+        mask = np.zeros((30, 40), np.uint8)
+        mask[5 : 15 + i, 10:30] = 255
+        image = np.full((30, 40, 3), 200, np.uint8)
+        image[mask > 0] = (90, 60, 40)
+        images[f"ISIC2018_Task1-2_Training_Input/ISIC_{i:07d}.jpg"] = png(image, "JPEG")
+        truth[f"ISIC2018_Task1_Training_GroundTruth/ISIC_{i:07d}_segmentation.png"] = png(
+            mask, "PNG"
+        )
+    images["ISIC2018_Task1-2_Training_Input/LICENSE.txt"] = b"CC0"
+    return zip_bytes(images), zip_bytes(truth)
+
+
+@pytest.fixture
+def isic_server(server, monkeypatch):
+    inp, gt = isic_zips()
+    server.files["/in.zip"], server.files["/gt.zip"] = inp, gt
+    monkeypatch.setenv("SEGLIB_ISIC2018_INPUT_URL", server.url + "/in.zip")
+    monkeypatch.setenv("SEGLIB_ISIC2018_TRUTH_URL", server.url + "/gt.zip")
+    return server
+
+
+def test_isic2018_download_extracts_pairs_once(isic_server, tmp_path, cache):
+    from seglib.data.folder import find_pairs
+    from seglib.data.isic2018 import fetch_isic2018
+    from seglib.data.ph2 import load_dataset
+
+    root = fetch_isic2018(tmp_path / "isic", pairs=3, progress=False)
+    pairs = find_pairs(root)
+    assert [p.name for p in pairs] == ["ISIC_0000000", "ISIC_0000001", "ISIC_0000002"]
+    data = load_dataset(root, 16)
+    # case i's lesion: rows 5..15+i of 30, cols 10..30 of 40 -> more lesion pixels with i
+    assert data.masks.sum(dim=(1, 2, 3)).tolist() == sorted(data.masks.sum(dim=(1, 2, 3)).tolist())
+    requests = len(isic_server.log)
+    assert fetch_isic2018(tmp_path / "isic", pairs=3) == root
+    assert len(isic_server.log) == requests == 2  # finished: no more requests
+
+
+def test_isic2018_download_with_missing_pairs_is_refused(isic_server, tmp_path, cache):
+    from seglib.data.isic2018 import fetch_isic2018
+
+    with pytest.raises(PH2Error, match="hold 3 image/mask pairs, expected 5"):
+        fetch_isic2018(tmp_path / "isic", pairs=5, progress=False)
+    assert not (tmp_path / "isic" / "ISIC2018_Task1-2_Training_Input").exists()  # nothing half
+
+
+def test_isic2018_corrupt_archive_names_it(isic_server, tmp_path, cache):
+    from seglib.data.isic2018 import fetch_isic2018
+
+    isic_server.files["/gt.zip"] = b"PK\x03\x04 not a zip at all"
+    with pytest.raises(PH2Error, match="gt.zip.*delete"):
+        fetch_isic2018(tmp_path / "isic", pairs=3, progress=False)
+
+
+def test_isic2018_urls_default_to_the_challenge_page(monkeypatch):
+    from seglib.data import isic2018
+
+    monkeypatch.delenv("SEGLIB_ISIC2018_INPUT_URL", raising=False)
+    monkeypatch.delenv("SEGLIB_ISIC2018_TRUTH_URL", raising=False)
+    assert isic2018.urls() == (
+        "https://isic-challenge-data.s3.amazonaws.com/2018/ISIC2018_Task1-2_Training_Input.zip",
+        "https://isic-challenge-data.s3.amazonaws.com/2018/ISIC2018_Task1_Training_GroundTruth.zip",
+    )

@@ -142,10 +142,17 @@ def test_jpeg_reduced_decoding_is_close_to_a_full_decode(tmp_path):
     assert (fast_mask.astype(bool) != small).mean() < 0.01
 
 
-def test_ph2_is_still_recognised(synth_tree, cache):
+def test_ph2_is_still_recognised(synth_tree, cache, tmp_path):
+    """The PH2 layout is read as PH2; written by ``synth`` (its marker) it is named synthetic,
+    a copy without the marker is named PH2."""
     d = load_dataset(synth_tree, size=16)
     ref = load_ph2(synth_tree, size=16)
-    assert d.source == "PH2" and d.names == ref.names and torch.equal(d.images, ref.images)
+    assert d.names == ref.names and torch.equal(d.images, ref.images)
+    assert d.source == ref.source == "synthetic PH2-like data"
+    copy = tmp_path / "copy"
+    shutil.copytree(synth_tree, copy)
+    (copy / "PH2 Dataset images" / ".synthetic.json").unlink()
+    assert load_dataset(copy, size=16).source == "PH2"
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -208,6 +215,45 @@ def test_duplicate_names_both_files(tmp_path):
     with pytest.raises(FolderError) as e:
         find_pairs(tmp_path / "d")
     assert "a.jpg" in str(e.value) and "a.png" in str(e.value) and "duplicate image" in str(e.value)
+
+
+LAYOUTS = {
+    "images/ + masks/": (("images/a.jpg", "masks/a.png", "images/b.jpg", "masks/b.png"),
+                         "images in images/, masks in masks/ named <name>.png"),
+    "suffix": (("img/a.jpg", "gt/a_mask.png"), "images in img/, masks in gt/ named <name>_mask.png"),
+    "isic, one folder": (("ISIC_1.jpg", "ISIC_1_segmentation.png"),
+                         "images and masks in the top folder, masks named "
+                         "<name>_segmentation.png"),
+    "isic, two folders": (("T1_Input/ISIC_1.jpg", "T1_GroundTruth/ISIC_1_segmentation.png"),
+                          "images in T1_Input/, masks in T1_GroundTruth/ named "
+                          "<name>_segmentation.png"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS), ids=list(LAYOUTS))
+def test_layout_in_words(tmp_path, layout):
+    files, words = LAYOUTS[layout]
+    for f in files:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_bytes(b"")  # pairing reads names only
+    assert folder.describe_layout(tmp_path, find_pairs(tmp_path)) == words
+
+
+def test_partial_pairs_keep_the_order_and_say_what_to_do(tmp_path):
+    for f in ("images/a.jpg", "masks/a.png", "images/b.jpg", "masks/c.png", "images/d.jpg"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_bytes(b"")
+    (tmp_path / "masks" / "d.png").write_bytes(b"")
+    with pytest.raises(FolderError, match="b.jpg: image without mask .*; add its mask"):
+        find_pairs(tmp_path)
+    pairs = find_pairs(tmp_path, partial=True)
+    assert [(p.name, p.image is None, p.mask is None) for p in pairs] == [
+        ("a", False, False), ("b", False, True), ("c", True, False), ("d", False, False)
+    ]  # fmt: skip
+    assert [bool(p.problem) for p in pairs] == [False, True, True, False]
+    assert "c.png: mask without image (case 'c'); add its image, or remove the mask" in (
+        pairs[2].problem
+    )
 
 
 # --- cache and archives ----------------------------------------------------------------------

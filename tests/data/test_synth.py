@@ -142,3 +142,19 @@ def test_learnable_by_a_tiny_net(tmp_path, cache, one_thread):
         iou = iou_per_image(net(x[48:]) > 0, y[48:] > 0.5)
     print(f"synthetic learnability: mean IoU {iou.mean():.3f}")
     assert iou.mean() > 0.8, iou
+
+
+def test_synth_folders_are_named_synthetic_by_their_marker(tmp_path, cache):
+    """A folder written by ``synth`` is named synthetic wherever it is loaded from, also after a
+    rename; the same files without the marker are named as any other data."""
+    from seglib.data.ph2 import load_dataset
+    from seglib.data.synth import make_synthetic_pairs
+
+    ph2 = make_synthetic_ph2(tmp_path / "a", n=3, seed=1, shape=(32, 48))
+    assert load_dataset(ph2, size=16).source == "synthetic PH2-like data"
+    pairs = make_synthetic_pairs(tmp_path / "b", n=3, seed=1, shape=(32, 48))
+    assert load_dataset(pairs, size=16).source == "SyntheticISIC"
+    renamed = pairs.rename(tmp_path / "lesions")
+    assert load_dataset(renamed, size=16).source == "synthetic data (lesions)"
+    (renamed / ".synthetic.json").unlink()
+    assert load_dataset(renamed, size=16).source == "lesions"
