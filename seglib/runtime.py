@@ -10,13 +10,21 @@ Precision (``--precision auto``, :func:`choose_precision`):
   without it and 1.3-2x faster on CPUs with it (benchmarks/README.md).
 
 Inference (``predict``, ``score``, ``robustness``, the grid's test phase) runs in the same
-precision and memory format as training, ``--precision`` overriding as for ``run``.
+precision as training, ``--precision`` overriding as for ``run``; views per forward, memory
+format and threads come from :func:`choose_inference` (the same on every CPU today; on AMX a
+larger batch is a candidate the bench's predict section times, :func:`infer_choices`).
 
-Threads: torch's default (all cores) for one job; ``--jobs N`` splits the cores; ``predict``,
-``score`` and ``robustness`` set every core once at start (:func:`use_cores`). OpenMP threads
-that busy-wait slow other processes sharing the cores 6-12x, so :func:`quiet_openmp` sets
-``OMP_WAIT_POLICY=PASSIVE`` in processes seglib owns, before torch starts its thread pool
-(:mod:`seglib.environ`).
+Threads (:func:`seglib.environ.choose_threads`): OpenMP threads that busy-wait slow other
+processes sharing the cores 6-12x, so :func:`~seglib.environ.quiet_openmp` sets
+``OMP_WAIT_POLICY=PASSIVE`` in processes seglib owns, before torch starts its thread pool. Sleeping
+threads are not enough: more threads than cores collapses bf16 training on an Intel Xeon with AMX
+(2 cores, EffUNet at 192 px, batch 8: one process with 2 threads 80 ms/img; two such processes side
+by side 255 ms/img each, 3.2x slower, 1.6x worse than sharing the cores ideally; two processes
+with 1 thread each 135 ms/img each, the ideal). So the free cores are split: a process asks for
+the cores that other runnable processes leave free (the kernel's running count), ``--jobs N``
+gives each job ``cores // N``, and ``--threads`` or ``OMP_NUM_THREADS`` always wins. A process
+that started alone keeps its threads when another one starts later: give every process that runs
+beside another ``--threads 1`` (docs/usage.md, "Running several things at once").
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from seglib.environ import threads_per_job
+from seglib.environ import ThreadChoice, cores, machine_threads
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -35,6 +43,44 @@ INFER_BATCH = 8
 net together. On a 2-core CPU (UNet width 16, fp32, channels-last) 8 images per forward took
 0.6x the time per image of one at 288 px and 16 were slower again (caches): 8 covers one
 image's 8 views. A batch already this large runs one view per forward, as before."""
+
+
+AMX_INFER_BATCH = 16
+"""A candidate views-per-forward on CPUs with AMX tiles (larger matrix tiles may want larger
+batches), not yet chosen by :func:`choose_inference`; ``seglib bench --sections predict
+--variants`` times it. ``predict`` and ``score`` forward one image at a time, whose 8 views fill
+a batch of 8, so it can only differ where two or more images go through the net together."""
+
+
+@dataclass(frozen=True)
+class InferChoice:
+    """How ``predict``/``score`` run the net on a CPU: views per forward, memory format, threads."""
+
+    batch: int
+    channels_last: bool
+    threads: int
+
+
+def infer_choices(native_bf16: bool, amx: bool, cores: int) -> list[InferChoice]:
+    """The inference settings worth timing on a CPU, the chosen one first (pure function of the
+    machine facts: native bf16, AMX tiles, cores). Native bf16 without AMX (e.g. AVX512-BF16 on
+    an AMD EPYC) and no bf16 (e.g. Zen 3) run as measured: :data:`INFER_BATCH` views,
+    channels-last, every core; AMX adds :data:`AMX_INFER_BATCH` views as a candidate."""
+    del native_bf16  # precision is choose_precision's; no setting here depends on it yet
+    chosen = InferChoice(INFER_BATCH, True, max(1, cores))
+    if amx:
+        return [chosen, InferChoice(AMX_INFER_BATCH, True, max(1, cores))]
+    return [chosen]
+
+
+def choose_inference(native_bf16: bool, amx: bool, cores: int) -> InferChoice:
+    """The inference settings on a CPU: the first of :func:`infer_choices`."""
+    return infer_choices(native_bf16, amx, cores)[0]
+
+
+def cpu_amx() -> bool:
+    """True where the CPU has AMX tiles (Intel Xeon since Sapphire Rapids), per torch's probe."""
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def cpu_native_bf16() -> bool:
@@ -121,12 +167,13 @@ class Runtime:
         return t.to(self.device) if self.device.type == "cuda" else t
 
 
-def use_cores(threads: int | None = None) -> int:
-    """Set torch's CPU threads once for this process: ``threads``, else every core it may use
-    (:func:`seglib.environ.cores`, as a grid worker running alone); return the number."""
-    n = threads_per_job(1, threads)
-    torch.set_num_threads(n)
-    return n
+def use_cores(threads: int | None = None) -> ThreadChoice:
+    """Set torch's CPU threads once for this process: ``threads`` (or ``OMP_NUM_THREADS``),
+    else the cores that other running processes leave free
+    (:func:`seglib.environ.machine_threads`); return the choice."""
+    choice = machine_threads(1, threads)
+    torch.set_num_threads(choice.threads)
+    return choice
 
 
 def runtime(device: str = "auto", precision: str = "auto") -> Runtime:
@@ -137,11 +184,16 @@ def runtime(device: str = "auto", precision: str = "auto") -> Runtime:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"--device {device}: not a device (auto, cpu, cuda or cuda:N)") from None
+        raise ValueError(
+            f"--device {device}: not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"--device {device}: CUDA is not available on this machine")
         torch.backends.cudnn.benchmark = True
         cap = torch.cuda.get_device_capability(dev)
         return Runtime(dev, choose_precision("cuda", precision, capability=cap), True)
-    return Runtime(dev, choose_precision("cpu", precision, native_bf16=cpu_native_bf16()), True)
+    native = cpu_native_bf16()
+    infer = choose_inference(native, cpu_amx(), cores())
+    prec = choose_precision("cpu", precision, native_bf16=native)
+    return Runtime(dev, prec, infer.channels_last, infer.batch)

@@ -23,12 +23,16 @@ def synth_tree(tmp_path_factory):
 
 
 @pytest.fixture
-def one_thread():
-    """Run the test with one torch thread (the dev machines have 2 busy cores), then restore."""
+def one_thread(monkeypatch):
+    """Run the test with one torch thread (the dev machines have 2 busy cores), then restore.
+
+    ``OMP_NUM_THREADS=1`` too, so that a grid run in the test asks for one thread whatever the
+    machine's load (:func:`seglib.environ.machine_threads`)."""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     yield
     torch.set_num_threads(before)
 

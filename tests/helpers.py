@@ -77,5 +77,5 @@ def read_line(proc, timeout: float = 60.0) -> str:
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("SEGLIB_REAL_DATA") or REPO / "data")
 """Where the optional real-data archives are looked for: ``PH2Dataset.tar.xz`` (full size) and
-``PH2-256.tar`` (``python -m scripts.ph2_resized``); the checkout's git-ignored ``data/`` unless
+``PH2-256.tar`` (``seglib prepare``); the checkout's git-ignored ``data/`` unless
 ``SEGLIB_REAL_DATA`` names another folder. Tests that need them skip without them."""

@@ -135,7 +135,11 @@ def test_run_records_its_runtime(tiny, tmp_path):
     native = "avx512_bf16" in flags or "amx_bf16" in flags  # the CPU's own word, not seglib's
     assert saved["runtime"]["precision"] == ("bf16" if native else "fp32")
     assert saved["runtime"]["threads"] == torch.get_num_threads() == 1
-    assert {k: v for k, v in saved.items() if k != "runtime"} == dataclasses.asdict(cfg)
+    recorded = {"runtime", "datasets", "data_identity"}  # what the run adds beside its config
+    assert {k: v for k, v in saved.items() if k not in recorded} == dataclasses.asdict(cfg)
+    assert saved["datasets"] == [{"name": saved["data_identity"]["name"], "n": len(data.names),
+                                  "train": len(split[0]), "val": len(split[1]),
+                                  "test": len(split[2])}]  # fmt: skip
     assert result["runtime"] == saved["runtime"]
     assert result["train_images_per_s"] > 0
 
@@ -179,8 +183,70 @@ def test_the_runtimes_precision_is_the_computations(precision, dtype):
     assert set(seen) == {dtype} and len(seen) >= 3
 
 
-def test_use_cores_sets_every_core_or_the_threads_asked():
-    from seglib.environ import cores
+def test_use_cores_takes_the_free_cores_or_the_threads_asked(monkeypatch):
+    from seglib import environ
 
-    assert runtime.use_cores() == torch.get_num_threads() == cores()
-    assert runtime.use_cores(1) == torch.get_num_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(environ, "cores", lambda: 2)
+    monkeypatch.setattr(environ.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(environ, "running_tasks", lambda: 1)  # alone: every core
+    assert runtime.use_cores().threads == torch.get_num_threads() == 2
+    monkeypatch.setattr(environ, "running_tasks", lambda: 2)  # another process runs
+    choice = runtime.use_cores()
+    assert choice.threads == torch.get_num_threads() == 1
+    assert choice.reason == "2 cores, another process is using a core"
+    assert runtime.use_cores(2).threads == torch.get_num_threads() == 2  # asked for: wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(environ, "running_tasks", lambda: 1)
+    assert runtime.use_cores().threads == torch.get_num_threads() == 1
+
+
+# --- the three CPU kinds this project meets, as facts: (native bf16, AMX tiles) ---------------
+
+CPUS = {
+    "AMD EPYC, AVX512-BF16": (True, False),
+    "AMD Zen 3, no bf16": (False, False),
+    "Intel Xeon, AMX": (True, True),
+}
+
+
+@pytest.mark.parametrize(
+    "cpu, precision, candidates",
+    [
+        ("AMD EPYC, AVX512-BF16", "bf16", [(8, True, 2)]),
+        ("AMD Zen 3, no bf16", "fp32", [(8, True, 2)]),
+        ("Intel Xeon, AMX", "bf16", [(8, True, 2), (16, True, 2)]),
+    ],
+)
+def test_choices_on_each_cpu_kind(cpu, precision, candidates):
+    """On 2 cores: the precision, the inference settings (views per forward, channels-last,
+    threads; the chosen one first, the others timed by the bench) and, the same on all three,
+    the threads alone, beside another process and under --jobs 2."""
+    from seglib.environ import choose_threads
+
+    native, amx = CPUS[cpu]
+    assert runtime.choose_precision("cpu", "auto", native_bf16=native) == precision
+    got = runtime.infer_choices(native, amx, 2)
+    assert [(c.batch, c.channels_last, c.threads) for c in got] == candidates
+    assert runtime.choose_inference(native, amx, 2) == runtime.InferChoice(8, True, 2)
+    assert [choose_threads(2, busy, jobs).threads for busy, jobs in [(0, 1), (1, 1), (0, 2)]] == [
+        2,
+        1,
+        1,
+    ]
+
+
+@pytest.mark.parametrize("cpu", list(CPUS))
+def test_cpu_runtime_of_each_kind(monkeypatch, cpu):
+    """``runtime("cpu")`` with torch's probes answering as each CPU kind: its precision and the
+    inference settings of :func:`choose_inference` (8 views per forward, channels-last)."""
+    native, amx = CPUS[cpu]
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native and not amx)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    rt = runtime.runtime("cpu")
+    assert (rt.precision, rt.infer_batch, rt.channels_last) == (
+        "bf16" if native else "fp32",
+        8,
+        True,
+    )
+    assert runtime.cpu_amx() is amx

@@ -43,6 +43,9 @@ class CheckpointError(ValueError):
     """A file that is not a usable seglib checkpoint; the message names it and says why."""
 
 
+MODEL_HINT = "use a best.pt written by `seglib run` or `seglib export` (or copy it again)"
+
+
 def save(path: Path, obj: dict) -> None:
     """Save a checkpoint dict atomically, tagged with :data:`FORMAT`."""
     store.save_torch(path, {**obj, "seglib_format": FORMAT})
@@ -76,7 +79,7 @@ def load_checkpoint(path: Path, kind: str = "model", map_location: Any = "cpu") 
         FileNotFoundError: no such file. CheckpointError: anything else (not a checkpoint,
             truncated, made by another program, another seglib format, missing entries).
     """
-    path = Path(path)
+    path, hint = Path(path), f"; {MODEL_HINT}" if kind == "model" else ""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     try:
@@ -84,10 +87,11 @@ def load_checkpoint(path: Path, kind: str = "model", map_location: Any = "cpu") 
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for bad bytes; all mean "unusable file"
-        raise CheckpointError(f"{path}: {_why(path, e)}") from None
+        raise CheckpointError(f"{path}: {_why(path, e)}{hint}") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(
-            f"{path}: made by another program (a {type(ckpt).__name__}, not a seglib checkpoint)"
+            f"{path}: made by another program (a {type(ckpt).__name__}, not a seglib "
+            f"checkpoint){hint}"
         )
     fmt = ckpt.get("seglib_format", 1)
     if not isinstance(fmt, int) or fmt > FORMAT:
@@ -100,7 +104,7 @@ def load_checkpoint(path: Path, kind: str = "model", map_location: Any = "cpu") 
         other = [k for k, keys in KEYS.items() if k != kind and all(x in ckpt for x in keys)]
         what = f"a {other[0]} checkpoint" if other else "made by another program"
         raise CheckpointError(
-            f"{path}: not a seglib {kind} checkpoint ({what}; missing {', '.join(missing)})"
+            f"{path}: not a seglib {kind} checkpoint ({what}; missing {', '.join(missing)}){hint}"
         )
     return ckpt
 
@@ -127,13 +131,16 @@ def build_model(ckpt: dict, path: Path) -> torch.nn.Module:
     try:
         model = models.build(cfg["net"], width=cfg["width"], depth=cfg["depth"])
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: its config cannot build a seglib net ({e})") from None
+        raise CheckpointError(
+            f"{path}: its config cannot build a seglib net ({e}); {MODEL_HINT}"
+        ) from None
     state = ckpt["model"]
     why = _mismatch(model, state)
     if why:
         raise CheckpointError(
             f"{path}: its weights are not those of a {cfg['net']} of width {cfg['width']} and "
-            f"depth {cfg['depth']} as its config says ({why}): another architecture or width"
+            f"depth {cfg['depth']} as its config says ({why}): another architecture or width; "
+            + MODEL_HINT
         )
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model.eval()

@@ -9,6 +9,7 @@ import torch
 
 from seglib import losses, metrics, models, store
 from seglib.augment.tta import tta_logits
+from seglib.data import multi
 from seglib.engine import checkpoint
 from seglib.runtime import Runtime, runtime
 
@@ -56,6 +57,19 @@ def _means(res: dict) -> dict:
     return {k: res[k].mean().item() for k in ("iou", "dice", "score")}
 
 
+def _per_dataset(data, split, test: dict, val: dict | None) -> dict:
+    """Several datasets: each one's test means (``by_dataset``) and val means (with TTA)."""
+    if not getattr(data, "parts", None):
+        return {}
+    keys = ("iou", "dice", "score")
+    _, va, te = split
+    out = multi.by_dataset(data, te, {k: test[k] for k in keys})
+    if val is not None:
+        for name, v in multi.by_dataset(data, va, {k: val["tta"][k] for k in keys}).items():
+            out.setdefault(name, {"n": 0})["val"] = v
+    return {"by_dataset": out, "datasets": multi.describe(data, split)}
+
+
 def evaluate_checkpoint(
     out_dir: Path,
     data,
@@ -89,6 +103,7 @@ def evaluate_checkpoint(
         return evaluate(model, loss_fn, rt, images[idx], masks[idx], norm, tta=with_tta)
 
     test = run(te, tta)
+    val = None if cfg.get("refit") else {"plain": run(va, False), "tta": run(va, True)}
     history = store.read_json(out_dir / "history.json") or []
     previous = store.read_json(out_dir / "test.json") or {}
     saved_cfg = store.read_json(out_dir / "config.json") or {}
@@ -107,8 +122,9 @@ def evaluate_checkpoint(
         **(
             {}  # a refit trained on the val images: no val numbers
             if cfg.get("refit")
-            else {"val": {"plain": _means(run(va, False)), "tta": _means(run(va, True))}}
+            else {"val": {k: _means(v) for k, v in val.items()}}
         ),
+        **_per_dataset(data, split, test, val),
         "best_epoch": ckpt["epoch"],
         "params": models.count_params(model),
         "train_seconds": sum(h["seconds"] for h in history),

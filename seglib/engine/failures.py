@@ -36,7 +36,8 @@ class GridFailed(ValueError):
         what = ", ".join(f"{f.run} ({f.reason} at epoch {f.epoch})" for f in failures)
         super().__init__(
             f"{len(failures)} of {total} runs failed: {what}; the others went on "
-            f"(each failed run's folder holds a {FAILED})"
+            f"(each failed run's folder holds a {FAILED}); fix the cause and rerun the same "
+            "command: it retries only those runs"
         )
 
 

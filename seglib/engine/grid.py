@@ -1,8 +1,9 @@
 """The experiment grid: nets x losses x seeds, named presets, resumable results store.
 
 Re-running the same grid resumes it: finished runs (``test.json`` present) are skipped, an
-interrupted run continues from its ``last.pt``; a run folder whose saved config differs from the
-requested one is refused with a clear message.
+interrupted run continues from its ``last.pt``; a run folder whose saved config or data (its
+name and fingerprint, ``seglib.data.identity``) differs from the requested one is refused with a
+clear message.
 """
 
 from __future__ import annotations
@@ -17,11 +18,23 @@ from pathlib import Path
 import torch
 
 from seglib import losses, models, store
-from seglib.data.ph2 import resolve_data, split_indices
+from seglib.data.multi import split_of
+from seglib.data.ph2 import data_missing, resolve_data
 from seglib.engine.evaluate import evaluate_checkpoint
 from seglib.engine.failures import GridFailed, RunFailed
+from seglib.engine.guard import LABELS, ConfigMismatch, check_config, split_identity
 from seglib.engine.train import RunConfig, fit
 from seglib.runtime import runtime
+
+__all__ = [
+    "LABELS",
+    "ConfigMismatch",
+    "check_config",
+    "configs",
+    "retest",
+    "run_grid",
+    "split_identity",
+]
 
 NETS = models.NAMES
 LOSSES = ("bce", "dice", "focal", "correlation")
@@ -51,7 +64,7 @@ PRESETS = {
     "smoke": Preset("smoke", "synthetic", size=64, width=8, epochs=4, batch_size=16, depth=3),
     # Real PH2 at 128 px, width 8: the reference study, feasible on a 2-core CPU (~100 min as two
     # 1-thread processes). 200 epochs: at 100 the runs were still improving (results/ablation).
-    # Weight decay 0 where it beat 1e-4 on val IoU (scripts/choose_on_val.py, README).
+    # Weight decay 0 where it beat 1e-4 on val IoU (studies/choose_on_val.py, README).
     "cpu": Preset(
         "cpu",
         "download",
@@ -67,7 +80,7 @@ PRESETS = {
         ),
         # The pretrained net fine-tunes whole at lr 1e-3: on val (seed 0, BCE, 40 epochs) it
         # beat a 10x smaller encoder rate (best val IoU 0.894 vs 0.885); both peaked at epoch
-        # 23, so 30 epochs (docs/pretrained.md).
+        # 23, so 30 epochs (docs/study/pretrained.md).
         net_recipes=(("effunet", (("epochs", 30), ("lr", 1e-3))),),
     ),
     # The original course scale, for GPU users.
@@ -83,14 +96,6 @@ PRESETS = {
         net_recipes=(("effunet", (("epochs", 30), ("width", 16))),),
     ),
 }
-
-
-# Config keys that name things without changing the run (the data path may move between machines).
-LABELS = ("data", "preset")
-
-
-class ConfigMismatch(ValueError):
-    """A run folder holds a run with a different config."""
 
 
 def configs(
@@ -142,25 +147,6 @@ def configs(
     ]
 
 
-def check_config(run_dir: Path, cfg: RunConfig) -> None:
-    """Refuse to mix a run folder with a different config."""
-    saved = store.read_json(run_dir / "config.json")
-    if saved is None:
-        return
-    want, default = cfg.to_dict(), RunConfig().to_dict()  # a key newer than the folder: default
-    diff = {
-        k: (saved.get(k, default[k]), v)
-        for k, v in want.items()
-        if k not in LABELS and saved.get(k, default[k]) != v
-    }
-    if diff:
-        what = ", ".join(f"{k}: saved {a!r} vs requested {b!r}" for k, (a, b) in diff.items())
-        raise ConfigMismatch(
-            f"{run_dir} holds a run with another config ({what}); "
-            "use another --out or delete that folder"
-        )
-
-
 def auto_jobs(device: str = "auto") -> int:
     """``--jobs auto``: one run per core on CPU (``python -m seglib bench``: two 1-thread runs
     side by side beat one 2-thread run at a time on 2 cores), one at a time on a GPU."""
@@ -199,51 +185,60 @@ def run_grid(
     """Train every config into ``out/<net>_<loss>_s<seed>/`` (resuming) and return test results.
 
     ``jobs`` > 1 (or "auto", :func:`auto_jobs`) runs that many runs side by side in worker
-    processes with ``threads`` threads each (default: the cores split evenly);
+    processes with ``threads`` threads each (default: the free cores split evenly,
+    :func:`seglib.environ.choose_threads`; one run at a time gets the free cores);
     ``executor="ray"`` runs them as Ray tasks (on the cluster at ``ray_address``, else a local
     Ray). A failed run (:class:`seglib.engine.failures.RunFailed`, or any error in a worker) does not stop
     the others; :class:`seglib.engine.failures.GridFailed` is raised at the end.
     """
     from seglib.engine import parallel
-    from seglib.environ import threads_per_job
+    from seglib.environ import machine_threads
 
     out = Path(out)
     quiet = bool(os.environ.get("CI")) if quiet is None else quiet
-    for data in sorted({c.data for c in cfgs} - {"synthetic", "download"}):
-        if not Path(data).expanduser().exists():  # an error even when every run is finished
-            raise FileNotFoundError(f"--data {data}: no such file or folder")
+    for data in sorted({c.data for c in cfgs}):  # an error even when every run is finished
+        if (missing := data_missing(data)) is not None:
+            raise FileNotFoundError(
+                f"--data {missing}: no such file or folder; check the path, or use --data "
+                "synthetic or --data download"
+            )
     if jobs == "auto":
         jobs = auto_jobs(device)
     if jobs < 1:
         raise ValueError(f"--jobs {jobs}: must be at least 1")
     if executor not in ("local", "ray"):
         raise ValueError(f"--executor {executor}: choose local or ray")
+    datasets: dict = {}
+
+    def loaded(cfg):  # each dataset fetched and cached once, before any worker starts
+        if (cfg.data, cfg.size) not in datasets:
+            datasets[cfg.data, cfg.size] = resolve_data(cfg.data, cfg.size, quiet)
+        return datasets[cfg.data, cfg.size]
+
     for cfg in cfgs:  # refuse before any work is done
-        check_config(out / store.run_name(cfg.net, cfg.loss, cfg.seed), cfg)
+        run_dir = out / store.run_name(cfg.net, cfg.loss, cfg.seed)
+        check_config(run_dir, cfg, lambda cfg=cfg: split_identity(loaded(cfg), cfg))
     states = plan(cfgs, out)
     todo = [c for c in cfgs if c not in states["finished"]]
     side_by_side = executor == "ray" or (jobs > 1 and len(todo) > 1)
-    if side_by_side:
-        per_run = threads_per_job(jobs, threads)
-    else:
-        if threads:
-            torch.set_num_threads(threads)
-        per_run = torch.get_num_threads()
+    choice = machine_threads(jobs if side_by_side else 1, threads)
+    per_run = choice.threads
+    if not side_by_side:
+        torch.set_num_threads(per_run)
     rt = runtime(device, precision)
     info = rt.describe() | {"threads": per_run}
     print(
         f"grid: {len(cfgs)} runs: {len(states['finished'])} finished (skipped), "
         f"{len(states['resumed'])} resumed, {len(states['new'])} new; "
         + (f"{executor} executor, " if executor == "ray" else f"{jobs} at a time, ")
-        + f"device {info['device']}, precision {info['precision']}, {per_run} threads per run, "
+        + f"device {info['device']}, precision {info['precision']}, {per_run} threads per run "
+        f"({choice.reason}), "
         f"CPU {info['cpu']} (native bf16: {'yes' if info['cpu_native_bf16'] else 'no'})",
         flush=True,
     )
-    datasets: dict = {}
     t0 = time.perf_counter()
-    for cfg in todo:  # fetch and cache every dataset once, before any worker starts
-        if (cfg.data, cfg.size) not in datasets:
-            datasets[cfg.data, cfg.size] = resolve_data(cfg.data, cfg.size, quiet)
+    for cfg in todo:
+        loaded(cfg)
     results: dict[str, dict] = {}
     for cfg in states["finished"]:
         name = store.run_name(cfg.net, cfg.loss, cfg.seed)
@@ -270,8 +265,8 @@ def run_grid(
     else:
         for cfg in todo:
             name = store.run_name(cfg.net, cfg.loss, cfg.seed)
-            data = datasets[cfg.data, cfg.size]
-            split = split_indices(len(data), seed=cfg.split_seed, fractions=cfg.split_fractions)
+            data = loaded(cfg)
+            split = split_of(data, seed=cfg.split_seed, fractions=cfg.split_fractions)
             try:
                 results[name] = fit(
                     cfg, data, split, out / name, device, quiet, tta, precision=precision
@@ -303,7 +298,10 @@ def retest(
     """
     runs = [r for r in store.load_runs(out) if r["test"] and (r["dir"] / "best.pt").exists()]
     if not runs:
-        raise FileNotFoundError(f"{out}: no finished run with a best.pt checkpoint")
+        raise FileNotFoundError(
+            f"{out}: no finished run with a best.pt checkpoint; give the --out folder of a "
+            "finished `seglib run`"
+        )
     on_cuda = runtime(device).device.type == "cuda"
     datasets, results = {}, []
     for r in runs:
@@ -311,8 +309,8 @@ def retest(
         key = (data or cfg["data"], cfg["size"])
         if key not in datasets:
             datasets[key] = resolve_data(key[0], key[1], quiet=True)
-        split = split_indices(
-            len(datasets[key]), seed=cfg["split_seed"], fractions=cfg.get("split_fractions")
+        split = split_of(
+            datasets[key], seed=cfg["split_seed"], fractions=cfg.get("split_fractions")
         )
         used = precision
         if used == "auto":

@@ -4,7 +4,7 @@ Reads top to bottom: build net and loss, then per epoch train, validate, checkpo
 evaluate the best checkpoint (by val IoU) on the test split. ``last.pt`` (model, optimizer,
 scheduler, RNG, history) lets a crash or ``kill -9`` resume: on a CPU it is written every epoch, so
 at most the epoch in flight is lost; on a GPU, where an epoch can take less time than writing it
-(docs/gpu.md), only as often as keeps its writing under :data:`GPU_SAVE_SHARE` of the run's time.
+(docs/how-to/gpu.md), only as often as keeps its writing under :data:`GPU_SAVE_SHARE` of the run's time.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from tqdm.auto import tqdm
 from seglib import losses, models, store
 from seglib.augment.basic import augment
 from seglib.augment.strong import PATCHES, augment_strong
+from seglib.data import multi
+from seglib.data.identity import identity
 from seglib.engine import checkpoint, failures
 from seglib.engine.evaluate import batches, evaluate, evaluate_checkpoint, prepare
 from seglib.runtime import Runtime, runtime
@@ -46,7 +48,8 @@ class RunConfig:
     augment: bool | str = True  # True: flips + mild jitter; "strong": augment_strong; "mixed": half
     # the batches strong; "mixed_patchy"(_mild): mixed, blotchy skin around zoomed-out photos
     loss_kw: dict = field(default_factory=dict)
-    data: str = "synthetic"
+    data: str = "synthetic"  # one dataset, or several separated by commas (seglib.data.multi)
+    data_weights: list[int] | None = None  # several datasets: each one's repeats per epoch
     init: str | None = None  # a model checkpoint whose weights (and norm) start the run
     swa: int = 0  # best.pt = the average of the weights of the last ``swa`` epochs (0: off)
     refit: bool = False  # train on train + val; best.pt = the last epoch (or the swa average)
@@ -136,10 +139,23 @@ def train_epoch(rt: Runtime, model, loss_fn, opt, scaler, data, norm, cfg, gen) 
     }
 
 
-def snapshot(model, cfg: RunConfig, norm, epoch: int) -> dict:
-    """A ``best.pt`` checkpoint of ``model`` now: its weights copied to the CPU."""
+def snapshot(model, cfg: RunConfig, norm, epoch: int, datasets=None) -> dict:
+    """A ``best.pt`` checkpoint of ``model`` now: its weights copied to the CPU; ``datasets``
+    (:func:`seglib.data.multi.describe`) names the data and the cases of its val and test."""
     weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    return {"model": weights, "config": cfg.to_dict(), "norm": norm.cpu(), "epoch": epoch}
+    ckpt = {"model": weights, "config": cfg.to_dict(), "norm": norm.cpu(), "epoch": epoch}
+    return ckpt | ({"datasets": datasets} if datasets is not None else {})
+
+
+def val_choice(data, va, val: dict, row: dict) -> float:
+    """The val IoU that picks the best epoch: the pooled one for one dataset; for several, the
+    mean of the datasets' own (each archive counts the same, however many images it has),
+    recorded in ``row["val_iou_by_dataset"]``."""
+    if not getattr(data, "parts", None):
+        return row["val_iou"]
+    by = multi.by_dataset(data, va.numpy(), {"iou": val["iou"]})
+    row["val_iou_by_dataset"] = {k: v["iou"] for k, v in by.items()}
+    return sum(row["val_iou_by_dataset"].values()) / len(by)
 
 
 def averaged(model) -> torch.optim.swa_utils.AveragedModel:
@@ -228,6 +244,8 @@ def fit(
     tr, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
     if cfg.refit:  # the recipe was chosen on val; the final model learns from those images too
         tr = torch.cat([tr, va])
+    tr = torch.as_tensor(multi.weighted(data, tr.numpy(), cfg.data_weights), dtype=torch.long)
+    described = multi.describe(data, split, with_names=True)
     images, masks = rt.resident(data.images), rt.resident(data.masks)
     if pretrained:  # the encoder's own input normalisation (ImageNet's)
         from seglib.pretrained import imagenet_norm
@@ -241,7 +259,12 @@ def fit(
     swa = averaged(model) if cfg.swa else None
     last = out_dir / "last.pt"
     history, best, start = checkpoint.resume(last, model, opt, sched, gen, scaler, swa)
-    store.write_json(out_dir / "config.json", cfg.to_dict() | {"runtime": rt.describe()})
+    sizes = [{k: v for k, v in d.items() if not k.endswith("_names")} for d in described]
+    store.write_json(
+        out_dir / "config.json",
+        cfg.to_dict()
+        | {"runtime": rt.describe(), "datasets": sizes, "data_identity": identity(data, split)},
+    )
     if rt.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(rt.device)
 
@@ -255,6 +278,7 @@ def fit(
         val = evaluate(model, loss_fn, rt, val_images, val_masks, norm)
         row["val_loss"] = val["loss"]
         row |= {f"val_{k}": val[k].mean().item() for k in ("iou", "dice", "score")}
+        chosen_by = val_choice(data, va, val, row)
         row["lr"] = opt.param_groups[-1]["lr"]  # the decoder's (a pretrained encoder's is scaled)
         sched.step(row["val_iou"]) if cfg.schedule == "plateau" else sched.step()
         row["seconds"] = time.perf_counter() - t0
@@ -262,8 +286,8 @@ def fit(
         history.append(row)
         if swa is not None and epoch >= cfg.epochs - cfg.swa:
             swa.update_parameters(model)
-        if row["val_iou"] > best and swa is None and not cfg.refit:  # a copy, until written
-            best, best_ckpt = row["val_iou"], snapshot(model, cfg, norm, epoch + 1)
+        if chosen_by > best and swa is None and not cfg.refit:  # a copy, until written
+            best, best_ckpt = chosen_by, snapshot(model, cfg, norm, epoch + 1, described)
         if epoch + 1 == cfg.epochs or save_due(time.perf_counter() - saved_at, save_s, save_share):
             t_save = time.perf_counter()
             if best_ckpt is not None:
@@ -278,8 +302,8 @@ def fit(
 
     if swa is not None or cfg.refit:  # no choice on val: the average or the last epoch
         final = swa.module if swa is not None else model  # (saved again on a resumed finish)
-        ckpt = {"model": final.state_dict(), "config": cfg.to_dict(), "norm": norm.cpu()}
-        checkpoint.save(out_dir / "best.pt", ckpt | {"epoch": len(history)})
+        ckpt = snapshot(final, cfg, norm, len(history), described)
+        checkpoint.save(out_dir / "best.pt", ckpt)
     speed = {
         "train_images_per_s": len(tr) * len(history) / max(sum(h["seconds"] for h in history), 1e-9)
     }

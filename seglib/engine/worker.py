@@ -49,7 +49,8 @@ def record_failure(run_dir: Path, text: str) -> dict:
 def run_one(name: str, cfg: dict, out: str, device: str, precision: str, tta: bool) -> dict:
     """Train run ``name`` of ``cfg`` into ``out/name`` and return its test metrics; on any
     exception the run is marked failed (:func:`record_failure`) and the grid goes on."""
-    from seglib.data.ph2 import resolve_data, split_indices
+    from seglib.data.multi import split_of
+    from seglib.data.ph2 import resolve_data
     from seglib.engine.failures import RunFailed
     from seglib.engine.train import RunConfig, fit
 
@@ -60,7 +61,7 @@ def run_one(name: str, cfg: dict, out: str, device: str, precision: str, tta: bo
         if key not in _DATA:
             _DATA[key] = resolve_data(config.data, config.size, quiet=True)
         data = _DATA[key]
-        split = split_indices(len(data), seed=config.split_seed, fractions=config.split_fractions)
+        split = split_of(data, seed=config.split_seed, fractions=config.split_fractions)
         result = fit(
             config, data, split, run_dir, device=device, quiet=True, tta=tta, precision=precision
         )

@@ -122,3 +122,30 @@ def test_ctrl_c_stops_all_workers_and_a_rerun_resumes(sequential, smoke_cache, t
     assert all(
         len(store.read_json(tmp_path / f"{c.net}_{c.loss}_s0" / "history.json")) == 6 for c in cfgs
     )
+
+
+@pytest.mark.parametrize("running", [1, 2])  # alone, and beside another process
+def test_jobs_2_on_2_cores_gives_one_thread_per_job(running, synth_tree, cache, tmp_path,
+                                                     monkeypatch, capsys):  # fmt: skip
+    """``--jobs 2`` on a 2-core machine, no ``--threads`` nor ``OMP_NUM_THREADS``: each worker
+    gets 1 thread (what the workers are started with), and the grid's first line says so."""
+    from seglib import environ
+    from seglib.engine import parallel
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(environ, "cores", lambda: 2)
+    monkeypatch.setattr(environ.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(environ, "running_tasks", lambda: running)
+    seen = []
+
+    def fake_run_local(tasks, out, jobs, threads, quiet):
+        seen.append((jobs, threads))
+        return [{"iou": 0.5} for _ in tasks]
+
+    monkeypatch.setattr(parallel, "run_local", fake_run_local)
+    cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce", "dice"), data=str(synth_tree))
+    grid.run_grid(cfgs, tmp_path, device="cpu", quiet=True, jobs=2)
+    assert seen == [(2, 1)]
+    first = capsys.readouterr().out.splitlines()[0]
+    why = "2 cores split over 2 jobs" if running == 1 else "2 cores, 1 busy with other processes"
+    assert "2 at a time" in first and "1 threads per run (2 cores" in first and why in first

@@ -52,7 +52,7 @@ def test_a_refit_does_not_start_a_run_that_chooses_on_val(tiny_data, tmp_path):
 
 def test_robustness_of_a_refit_only_on_test(tmp_path):
     """The suite and the two benchmarks that score on val refuse a refit there."""
-    from scripts import ensemble_val, pipeline_choice
+    from studies import ensemble_val, pipeline_choice
 
     ckpt = model_ckpt(tmp_path / "refit.pt", refit=True)
     other = model_ckpt(tmp_path / "other.pt")
