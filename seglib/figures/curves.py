@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from seglib.figures.intervals import interval_figure, per_image_figure
-from seglib.figures.style import color, save
+from seglib.figures.style import color, save, tag_data
 from seglib.report.analysis import (
     cell_label,
     cell_rank,
@@ -25,7 +25,7 @@ from seglib.report.analysis import (
     run_key,
     stack,
 )
-from seglib.store import load_runs
+from seglib.store import dataset_of, load_runs
 
 SERIES_COLORS = {"train": "#7f7f7f", "val": "#1f3b73", "val_iou": "#2a9d8f", "best": "#444444"}
 ZOOM_K, ZOOM_SKIP, ZOOM_Q = 3.0, 0.25, 95.0
@@ -181,7 +181,8 @@ def best_figure(runs: list[dict]) -> Figure:
 
 def figures(runs: list[dict]) -> dict[str, Figure]:
     """All result figures (no predictions) by file name, in a fixed order; the two test-spread
-    figures of ``statplots`` only where the runs carry per-image test metrics."""
+    figures of ``statplots`` only where the runs carry per-image test metrics. Figures of data
+    other than PH2 name it (``style.tag_data``)."""
     runs = [r for r in runs if r.get("history")]
     groups = cells(runs)
     out: dict[str, Figure] = {}
@@ -203,7 +204,8 @@ def figures(runs: list[dict]) -> dict[str, Figure]:
     ):
         if fig is not None:
             out[name] = fig
-    return out
+    dataset = dataset_of(runs)
+    return {name: tag_data(fig, dataset) for name, fig in out.items()}
 
 
 def write_all(out, diag) -> list[Path]:

@@ -9,7 +9,9 @@ import torch
 from seglib import store
 from seglib.augment.tta import tta_logits
 from seglib.data.ph2 import split_indices
+from seglib.data.synth import is_synthetic
 from seglib.figures.predictions import plot_predictions
+from seglib.figures.style import save, tag_data
 from seglib.infer.predict import load_model
 from seglib.runtime import runtime
 
@@ -55,9 +57,20 @@ def write_predictions(
                 logits = tta_logits(model, (x - norm[0]) / norm[1], maps=maps)
                 preds[f"{net}+{rcfg['loss']}"] = (logits > 0).cpu()
         path = Path(diag) / f"predictions_{net}.svg"
-        titles = [data.names[i] for i in test.tolist()]
-        fig = plot_predictions(images, masks, preds, path=path, titles=titles)
+        fig = plot_predictions(images, masks, preds, titles=case_titles(data, test.tolist()))
+        save(tag_data(fig, data.source), path)
         if show is not None:
             show(fig)
         written.append(path)
     return written
+
+
+def case_titles(data, idx: list[int]) -> list[str]:
+    """Row names of a prediction figure: the case names, marked "(synthetic)" for generated
+    data, so a synthetic "IMD008" never passes for a PH2 case."""
+    from seglib.data.multi import part_of
+
+    return [
+        data.names[i] + (" (synthetic)" if is_synthetic(part) else "")
+        for i, part in zip(idx, part_of(data, idx))
+    ]

@@ -1,4 +1,5 @@
-"""Prediction examples: test images with the truth outline and each model's prediction overlaid."""
+"""Prediction examples: test images with the expert's outline and each model's outline overlaid
+(:func:`seglib.data.overlay.draw_overlay`: two colours, each line with a dark halo)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
-from seglib.data.imageio import tint
+from seglib.data.overlay import EXPERT_RGB, HALO_RGB, LABELS, MODEL_RGB, draw_overlay
 from seglib.figures.style import save
 
-TRUTH_COLOR = "#ffe600"
-PRED_COLOR = (0.0, 0.75, 1.0)
-PRED_ALPHA = 0.45
 MAX_PX = 128
 
 
@@ -24,6 +22,10 @@ def _np(x) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+def _rgb(color: tuple[int, int, int]) -> tuple[float, ...]:
+    return tuple(c / 255 for c in color)
 
 
 def _step(h: int, w: int, max_px: int) -> int:
@@ -65,28 +67,21 @@ def plot_predictions(images, masks, preds: dict, path=None, titles=None, max_px:
     axes = fig.subplots(n, ncol, squeeze=False)
     for i in range(n):
         rgb, true = to_rgb(images[i], s), masks[i, 0, ::s, ::s]
-        panels = [("image + truth", rgb)]
+        rgb = np.rint(rgb * 255).astype(np.uint8)
+        panels = [("image + expert", draw_overlay(rgb, true, legend=False))]
         for label, p in preds.items():
-            pm = p[i, 0, ::s, ::s]
-            panels.append(
-                (
-                    f"{label}\nIoU {_iou(p[i, 0], masks[i, 0]):.2f}",
-                    tint(rgb, pm, PRED_COLOR, PRED_ALPHA),
-                )
-            )
+            title = f"{label}\nIoU {_iou(p[i, 0], masks[i, 0]):.2f}"
+            panels.append((title, draw_overlay(rgb, true, p[i, 0, ::s, ::s], legend=False)))
         for ax, (label, im) in zip(axes[i], panels):
             ax.imshow(im, interpolation="nearest")
-            if true.any() and not true.all():
-                ax.contour(true, levels=[0.5], colors=TRUTH_COLOR, linewidths=1.0)
             ax.set_title(label, fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
         if titles is not None:
             axes[i, 0].set_ylabel(str(titles[i]), fontsize=7)
-    handles = [
-        Line2D([], [], color=TRUTH_COLOR, lw=1.5, label="truth outline"),
-        Patch(color=PRED_COLOR, alpha=PRED_ALPHA, label="prediction"),
-    ]
+    halo = [patheffects.Stroke(linewidth=3.5, foreground=_rgb(HALO_RGB)), patheffects.Normal()]
+    handles = [Line2D([], [], color=_rgb(c), lw=2, label=f"{t} outline", path_effects=halo)
+               for t, c in zip(LABELS, (EXPERT_RGB, MODEL_RGB))]  # fmt: skip
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     if path is not None:

@@ -28,6 +28,14 @@ def color(key: str) -> str:
     return EXTRA_COLORS[zlib.crc32(key.encode()) % len(EXTRA_COLORS)]
 
 
+def tag_data(fig: Figure, dataset: str) -> Figure:
+    """Name the data in the top-left corner of ``fig`` unless it is PH2 (the study's data, whose
+    figures carry no tag), so a figure of synthetic or other data never passes for PH2."""
+    if dataset != "PH2":
+        fig.text(0.005, 0.995, f"data: {dataset}", ha="left", va="top", fontsize=7, color="#555555")
+    return fig
+
+
 def save(fig: Figure, path) -> Path:
     """Write ``fig`` as byte-stable SVG (fixed hash salt, text kept as text, no metadata)."""
     path = Path(path)

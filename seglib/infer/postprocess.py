@@ -2,7 +2,7 @@
 
 ``plain`` resizes the photo to the training size, predicts (with test-time augmentation) and
 thresholds the logits resized to the photo. ``robust`` (the shipped model's, chosen on PH2 val
-with the robustness suite, docs/robustness.md) adds four steps aimed at photos from other
+with the robustness suite, docs/explanation/robustness.md) adds four steps aimed at photos from other
 dermoscopes:
 
 1. exposure: the photo's brightness is scaled so the median luminance of its field of view

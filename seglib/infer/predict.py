@@ -22,7 +22,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from seglib.augment.tta import tta_logits
 from seglib.data.imageio import draw_outline, read_image, upsample_mask, write_png
 from seglib.engine import checkpoint
-from seglib.errors import PH2Error
+from seglib.errors import PH2Error, SomeFilesFailed
 from seglib.infer import postprocess as pipe
 from seglib.runtime import Runtime, runtime
 
@@ -55,7 +55,8 @@ def load_model(
     ckpt = checkpoint.load_checkpoint(weights, "model")
     model = checkpoint.build_model(ckpt, weights).to(device)
     model = rt.format(fold_batchnorm(model)) if rt else model
-    return model, ckpt["config"], ckpt["norm"].float().to(device)
+    cfg = ckpt["config"] | ({"datasets": ckpt["datasets"]} if "datasets" in ckpt else {})
+    return model, cfg, ckpt["norm"].float().to(device)
 
 
 def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
@@ -189,15 +190,12 @@ def prefetch(items, load, ahead: int = 2):
                 fut.cancel()
 
 
-class PredictFailed(ValueError):
+class PredictFailed(SomeFilesFailed):
     """Some inputs could not be read; the others were written. ``written``: their masks."""
 
     def __init__(self, bad: list[str], total: int, written: list[Path]):
         self.written = written
-        super().__init__(
-            f"{len(bad)} of {total} images not predicted (no mask written for them): "
-            + "; ".join(bad)
-        )
+        super().__init__("images not predicted", bad, total)
 
 
 def _check_outputs(images: list[Path], out: Path) -> None:
@@ -231,7 +229,8 @@ def predict_files(
 
     Bad input policy: the weights and the output names are checked before anything is written;
     then every readable image is processed, each file written atomically (temp file + rename),
-    and the unreadable ones are reported together at the end (:class:`PredictFailed`, exit 2).
+    and the unreadable ones are reported together at the end (:class:`PredictFailed`, exit 1);
+    ``out`` is made with the first mask, so no empty folder is left when every image is bad.
     ``on_written(path)`` is called after each file is written. ``pipeline``: as in
     :func:`predict_mask` (default: the checkpoint's); ``precision``: as in training
     (:func:`seglib.runtime.runtime`), or ``rt``: a runtime to use instead (the benchmark's
@@ -243,7 +242,6 @@ def predict_files(
     rt = rt or runtime(device, precision)
     model, cfg, norm = load_model(weights, rt)
     pipe.resolve(pipeline, cfg)  # an unknown name fails before anything is written
-    out.mkdir(parents=True, exist_ok=True)
     written, bad = [], []
 
     def done(job: Future) -> None:  # in order, in this thread; a failed write raises here
@@ -274,7 +272,7 @@ def predict_files(
 
 def _write_outputs(out: Path, stem: str, image, mask, overlay: bool) -> list[Path]:
     """Write ``<stem>_mask.png`` (and ``<stem>_overlay.png``); return the paths written."""
-    dests = [out / f"{stem}_mask.png"]
+    dests = [out / f"{stem}_mask.png"]  # write_png makes ``out`` if needed
     write_png(dests[0], mask.astype(np.uint8) * 255)
     if overlay:
         dests.append(out / f"{stem}_overlay.png")
@@ -294,7 +292,10 @@ def export_weights(
 
     runs = [r for r in store.load_runs(results) if r["test"] and (r["dir"] / "best.pt").exists()]
     if not runs:
-        raise FileNotFoundError(f"{results}: no finished run with a best.pt checkpoint")
+        raise FileNotFoundError(
+            f"{results}: no finished run with a best.pt checkpoint; give the --out folder of "
+            "a finished `seglib run`"
+        )
     if len(runs) > 1 and any(r["config"].get("refit") for r in runs):
         raise ValueError(
             f"{results}: {len(runs)} runs, refits among them (trained on val): none can be chosen "

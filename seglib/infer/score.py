@@ -13,6 +13,7 @@ of independent per-image values, deterministic, and close to a bootstrap one at 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -20,37 +21,60 @@ import torch
 from PIL import Image
 from scipy import stats
 
-from seglib import metrics
+from seglib import metrics, store
 from seglib.data import folder
 from seglib.data.fetch import extract_cached, find_images_dir
-from seglib.data.imageio import outline, read_gray, read_rgb, tint, truth_of, write_png
-from seglib.data.ph2 import case_files, is_ph2, split_indices
-from seglib.errors import PH2Error
+from seglib.data.imageio import read_gray, read_rgb, truth_of, write_png
+from seglib.data.overlay import draw_overlay
+from seglib.data.ph2 import case_dirs, case_of, is_ph2, split_indices
+from seglib.errors import FolderError, PH2Error
 from seglib.infer import isic
 from seglib.infer.predict import load_model, predict_mask, prefetch
 from seglib.runtime import runtime
 
 SPLITS = ("all", "train", "val", "test")
+FAILED_IOU = 0.5
+"""An image scored below this IoU counts as a failure in the summary (mostly the wrong region)."""
 ISIC_COLUMNS = ("accuracy", "sensitivity", "specificity", "threshold_jaccard")
 COLUMNS = ("name", "iou", "dice", "score", *ISIC_COLUMNS, "image", "mask")
 LABELS = {"iou": "IoU", "dice": "Dice", "score": "course score", "accuracy": "accuracy",
           "sensitivity": "sensitivity", "specificity": "specificity",
           "threshold_jaccard": "Jaccard>=0.65"}  # fmt: skip
-TRUTH_RGB = (255, 230, 0)
-PRED_RGB = (0, 191, 255)
+PH2_LAYOUT = "PH2 layout (PH2 Dataset images/IMDnnn/IMDnnn_Dermoscopic_Image/, IMDnnn_lesion/)"
+
+
+def find_dataset(root: Path, partial: bool = False) -> tuple[str, list[folder.Pair], str]:
+    """``(dataset name, pairs sorted by name, its layout in words)`` of a PH2 or paired-folder
+    dataset (folder or archive; an archive is extracted once into the cache, as by
+    ``load_dataset``). ``partial``: a case lacking its image or mask is a pair with a
+    ``problem`` (:func:`seglib.data.folder.find_pairs`) instead of an error."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise PH2Error(f"{root}: not found (expected a dataset folder or archive); check the path")
+    tree = extract_cached(root) if root.is_file() else root
+    if is_ph2(tree):
+        return "PH2", _ph2_pairs(find_images_dir(tree), partial), PH2_LAYOUT
+    name = root.name.split(".")[0] if root.is_file() else root.resolve().name
+    pairs = folder.find_pairs(tree, partial=partial)
+    return name, pairs, "paired folder: " + folder.describe_layout(tree, pairs)
+
+
+def _ph2_pairs(images_dir: Path, partial: bool) -> list[folder.Pair]:
+    pairs = []
+    for case in case_dirs(images_dir):
+        try:
+            pairs.append(folder.Pair(*case_of(case)))
+        except PH2Error as e:
+            if not partial:
+                raise
+            pairs.append(folder.Pair(case.name, None, None, str(e)))
+    return pairs
 
 
 def dataset_pairs(root: Path) -> tuple[str, list[folder.Pair]]:
-    """``(dataset name, pairs sorted by name)`` of a PH2 or paired-folder dataset (folder or
-    archive; an archive is extracted once into the cache, as by ``load_dataset``)."""
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise PH2Error(f"{root}: not found (expected a dataset folder or archive)")
-    tree = extract_cached(root) if root.is_file() else root
-    if is_ph2(tree):
-        return "PH2", [folder.Pair(*c) for c in case_files(find_images_dir(tree))]
-    name = root.name.split(".")[0] if root.is_file() else root.resolve().name
-    return name, folder.find_pairs(tree)
+    """``(dataset name, pairs sorted by name)``: :func:`find_dataset`, every pair complete."""
+    name, pairs, _ = find_dataset(root)
+    return name, pairs
 
 
 def _short(value) -> float:
@@ -75,10 +99,27 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 
 
 def _overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> Image.Image:
-    """The image with the prediction tinted blue and the expert mask's outline in yellow."""
-    out = tint(image.astype(np.float32), pred, PRED_RGB, 0.45)
-    out[outline(truth, width=max(1, max(truth.shape) // 300))] = TRUTH_RGB
-    return Image.fromarray(out.astype(np.uint8))
+    """The image with the expert's and the model's outlines and their legend
+    (:func:`seglib.data.overlay.draw_overlay`)."""
+    return Image.fromarray(draw_overlay(image, truth, pred))
+
+
+def split_pairs(pairs: list[folder.Pair], split: str, cfg: dict) -> list[folder.Pair]:
+    """The pairs of one split as the checkpoint's training saw it. A model trained on several
+    datasets records each one's val and test case names: the dataset among them that shares
+    the most names with ``pairs`` gives the split, so another copy of the data (the originals
+    instead of a resized copy, with cases the copy lacked) is split the same way (its extra
+    cases count as train). Otherwise the checkpoint's seed and fractions split ``pairs``."""
+    names = {p.name for p in pairs}
+    known = [d for d in cfg.get("datasets") or [] if "test_names" in d]
+    best = max(known, key=lambda d: len(names & {*d["test_names"], *d["val_names"]}), default=None)
+    if best is not None and names & {*best["test_names"], *best["val_names"]}:
+        held = {"val": set(best["val_names"]), "test": set(best["test_names"])}
+        if split == "train":
+            return [p for p in pairs if p.name not in held["val"] | held["test"]]
+        return [p for p in pairs if p.name in held[split]]
+    parts = split_indices(len(pairs), cfg.get("split_seed", 0), cfg.get("split_fractions"))
+    return [pairs[i] for i in parts[SPLITS.index(split) - 1]]
 
 
 def score(
@@ -93,6 +134,8 @@ def score(
     pipeline: str | None = None,
     precision: str = "auto",
     masks: Path | None = None,
+    skipped: list[str] | None = None,
+    log=None,
 ) -> tuple[str, list[dict]]:
     """Predict and score every image of ``data`` (or of one split of it: the checkpoint's
     ``split_seed`` and fractions, as in training); return ``(dataset name, rows)``, one row per
@@ -100,56 +143,78 @@ def score(
     ``worst`` images by IoU to ``overlays/<rank>_<name>.png``. ``pipeline``: as in
     :func:`seglib.infer.predict.predict_mask` (default: the checkpoint's); ``precision``: as in
     training (:func:`seglib.runtime.runtime`). With ``masks``, each predicted mask is written
-    there as ``<name>_mask.png`` (0/255), as ``predict`` writes it. Images and masks are read a
-    few ahead in a background thread."""
+    there as ``<name>_mask.png`` (0/255, atomically), as ``predict`` writes it. Images and masks
+    are read a few ahead in a background thread.
+
+    Bad files: with a ``skipped`` list, a case whose image or mask is missing, unreadable or of
+    another size is left out (no row, no mask) and its message (the file, what is wrong, what to
+    do) appended to ``skipped``; without one, the first such case raises. ``log(line)`` is told
+    the dataset's layout before scoring."""
     if split not in SPLITS:
         raise ValueError(f"--split {split}: choose from {', '.join(SPLITS)}")
     rt = runtime(device, precision)
     model, cfg, norm = load_model(weights, rt)
-    source, pairs = dataset_pairs(data)
+    source, pairs, layout = find_dataset(data, partial=skipped is not None)
     if split != "all":
-        parts = split_indices(len(pairs), cfg.get("split_seed", 0), cfg.get("split_fractions"))
-        pairs = [pairs[i] for i in parts[SPLITS.index(split) - 1]]
+        pairs = split_pairs(pairs, split, cfg)
+    if log:
+        log(f"{source}: {layout}; {len(pairs)} cases ({split})")
     rows, keep = [], {}
     for p, loaded in prefetch(pairs, _read_pair):
-        image, gray = loaded.result()
+        try:
+            image, gray = loaded.result()
+        except PH2Error as e:
+            if skipped is None:
+                raise
+            skipped.append(str(e))
+            continue
         pred = predict_mask(model, cfg, norm, image, tta=tta, pipeline=pipeline, rt=rt)
         if masks is not None:
             write_png(Path(masks) / f"{p.name}_mask.png", pred.astype(np.uint8) * 255)
-        m = metrics.summarise(
-            torch.from_numpy(pred)[None, None], torch.from_numpy(truth_of(gray))[None, None]
-        )
-        challenge = isic.image_metrics(pred, isic.binarise(gray))
-        rows.append({"name": p.name, **{k: _short(v[0]) for k, v in m.items()},
-                     **{k: challenge[k] for k in ISIC_COLUMNS},
-                     "image": str(p.image), "mask": str(p.mask)})  # fmt: skip
+        rows.append(_row(p, pred, gray))
         if worst > 0 and overlays is not None:
             keep[p.name] = (rows[-1]["iou"], p)
             if len(keep) > worst:  # keep only the worst ``worst`` so far
                 keep.pop(max(keep, key=lambda k: (keep[k][0], k)))
     if overlays is not None and keep:
-        Path(overlays).mkdir(parents=True, exist_ok=True)
         for rank, name in enumerate(sorted(keep, key=lambda k: (keep[k][0], k)), 1):
             image, gray = _read_pair(keep[name][1])
             pred = predict_mask(model, cfg, norm, image, tta=tta, pipeline=pipeline, rt=rt)
-            _overlay(image, pred, truth_of(gray)).save(Path(overlays) / f"{rank:02d}_{name}.png")
+            write_png(
+                Path(overlays) / f"{rank:02d}_{name}.png", draw_overlay(image, truth_of(gray), pred)
+            )
     return source, rows
 
 
+def _row(p: folder.Pair, pred: np.ndarray, gray: np.ndarray) -> dict:
+    """The ``COLUMNS`` of one image: its prediction ``pred`` scored against its mask ``gray``."""
+    m = metrics.summarise(
+        torch.from_numpy(pred)[None, None], torch.from_numpy(truth_of(gray))[None, None]
+    )
+    challenge = isic.image_metrics(pred, isic.binarise(gray))
+    return {"name": p.name, **{k: _short(v[0]) for k, v in m.items()},
+            **{k: challenge[k] for k in ISIC_COLUMNS},
+            "image": str(p.image), "mask": str(p.mask)}  # fmt: skip
+
+
 def _read_pair(p: folder.Pair) -> tuple[np.ndarray, np.ndarray]:
-    """(image (H,W,3) uint8 at full resolution, expert mask (H,W) 8-bit grey) of a pair."""
+    """(image (H,W,3) uint8 at full resolution, expert mask (H,W) 8-bit grey) of a pair;
+    FolderError with the pair's ``problem`` when it lacks a file."""
+    if p.problem:
+        raise FolderError(p.problem)
     image = read_rgb(p.image)
     return image, read_gray(p.mask, image.shape[:2])
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    """One row per image (``COLUMNS``), floats in full precision (``repr``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows({k: repr(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows)
+    """One row per image (``COLUMNS``), floats in full precision (``repr``); written atomically
+    (temp file + rename)."""
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=COLUMNS)
+    w.writeheader()
+    w.writerows({k: repr(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows)
+    data = text.getvalue().encode("utf-8")
+    store.atomic_write(Path(path), lambda f: f.write(data))
 
 
 def summary_lines(source: str, rows: list[dict], split: str, tta: bool) -> list[str]:
@@ -162,5 +227,8 @@ def summary_lines(source: str, rows: list[dict], split: str, tta: bool) -> list[
             lines.append("  ISIC challenge metrics (official scorer's definitions):")
         mean, low, high = mean_ci([r[key] for r in rows])
         lines.append(f"  {label:<17} {mean:.3f}  95% CI {low:.3f}-{high:.3f}")
+    low_iou = sum(r["iou"] < FAILED_IOU for r in rows)
+    lines.append(f"  images with IoU below {FAILED_IOU}: {low_iou} of {len(rows)} "
+                 f"({100 * low_iou / max(len(rows), 1):.1f}%)")  # fmt: skip
     lines.append("  (95% CI of the mean: Student t interval, scipy.stats.t)")
     return lines

@@ -99,7 +99,7 @@ def test_component_probe_lists_regions_in_the_rules_order_by_hand():
     """The hand-worked frame above: the probe ranks the plateau first by centre (2.02 vs 0.217)
     and the lesion first by margin (0.214 vs 0.155), with each region's share of the frame,
     of the true lesion (here the single pixel) and its probabilities."""
-    from scripts import component_probe as mod
+    from studies import component_probe as mod
 
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
     logits = np.full((8, 8), -5.0)
@@ -151,7 +151,7 @@ def test_resolve_names():
 def test_cli_offers_exactly_the_pipelines_and_precisions():
     """The parser keeps its own copies of the names (so --help imports neither scipy nor
     torch); they must list what seglib.infer.postprocess and seglib.runtime accept."""
-    from seglib import cli
+    from seglib.cli import options as cli
     from seglib.runtime import PRECISIONS
 
     assert set(cli.PIPELINE_CHOICES) == {"auto", *P.PIPELINES}
@@ -218,7 +218,9 @@ def test_centre_and_margin_rules_keep_the_centred_lesion_over_a_larger_dark_corn
     norm = skin_norm()
     net, cfg = NormAware(norm), {"size": 64}
     shipped = dataclasses.replace(P.PIPELINES["robust"], zoom=0.0, scales=(1.0,))
-    assert shipped.component == "margin"  # the shipped rule (chosen on val, docs/robustness.md)
+    assert (
+        shipped.component == "margin"
+    )  # the shipped rule (chosen on val, docs/explanation/robustness.md)
     area = dataclasses.replace(shipped, component="area")
     area = predict_mask(net, cfg, norm, img, tta=False, pipeline=area)
     assert corner.sum() > lesion.sum() and iou(area, corner) > 0.8  # the corner is larger
@@ -259,7 +261,7 @@ def test_plain_pipeline_is_the_old_prediction():
 
 
 def test_pipeline_choice_table_by_hand():
-    from scripts import pipeline_choice as mod
+    from studies import pipeline_choice as mod
 
     result = {
         "a": {"clean": [0.9, 0.8], "blur": [0.7, 0.8]},
@@ -274,7 +276,7 @@ def test_pipeline_choice_table_by_hand():
 
 
 def test_pipeline_choice_compound_kinds_apply_in_order():
-    from scripts import pipeline_choice as mod
+    from studies import pipeline_choice as mod
 
     mask = disc((90, 150), (45, 60), 15)
     image = np.repeat(mask[..., None] * np.uint8(255), 3, axis=2)  # the image draws its mask

@@ -1,7 +1,7 @@
 """``predict`` on real-world files: EXIF orientation, grayscale / 16-bit /
 palette / RGBA input, large images reduced on load, any aspect ratio, ``--overlay``, atomic
 mask writes, and the bad-input policy (every good image is predicted, every bad one reported at
-the end, exit 2)."""
+the end, exit 1)."""
 
 from __future__ import annotations
 
@@ -189,14 +189,27 @@ def test_good_images_predicted_bad_ones_reported_together(weights, tmp_path, cap
     (tmp_path / "d.png").write_bytes((tmp_path / "d.png").read_bytes()[:200])  # truncated
     paths = [tmp_path / n for n in ("a.png", "b.png", "missing.png", "c.png", "d.png")]
     out = tmp_path / "out"
-    assert main(["predict", "--weights", str(weights), "--out", str(out), *map(str, paths)]) == 2
+    assert main(["predict", "--weights", str(weights), "--out", str(out), *map(str, paths)]) == 1
     cap = capsys.readouterr()
     err = cap.err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: 3 of 5 images not predicted")
-    for bad in ("b.png: cannot read image", "missing.png: no such image file", "d.png: cannot"):
-        assert str(tmp_path / bad.split(":")[0]) in err[0] and bad.split(": ")[1] in err[0]
+    assert err[0] == "error: 3 of 5 images not predicted (nothing written for them):", err
+    want = [("b.png", "cannot read image", "re-download or re-export it, or remove it"),
+            ("missing.png", "no such image file", "check the path"),
+            ("d.png", "cannot read image", "re-download or re-export it, or remove it")]  # fmt: skip
+    assert len(err) == 4
+    for line, (name, what, remedy) in zip(err[1:], want):
+        assert line.startswith(f"  {tmp_path / name}: {what}") and line.endswith(remedy), line
     assert sorted(p.name for p in out.iterdir()) == ["a_mask.png", "c_mask.png"]
     assert cap.out.split() == [str(out / "a_mask.png"), str(out / "c_mask.png")]
+
+
+def test_every_image_bad_leaves_no_output_folder(weights, tmp_path, capsys):
+    (tmp_path / "b.png").write_text("not an image")
+    out = tmp_path / "masks"
+    argv = ["predict", "--weights", str(weights), "--out", str(out)]
+    assert main([*argv, str(tmp_path / "b.png"), str(tmp_path / "missing.png")]) == 1
+    assert capsys.readouterr().err.startswith("error: 2 of 2 images not predicted")
+    assert not out.exists()
 
 
 def test_refused_before_writing_anything(weights, tmp_path, capsys):
