@@ -47,8 +47,24 @@ def original_table() -> str:
     return grid_markdown(nets, losses, lambda n, lo: text[(n, lo)])
 
 
+def compared_with_original(runs: list[dict]) -> bool:
+    """Whether ``runs`` may be set beside the ORIGINAL report: only runs on PH2, as it was."""
+    return dataset_of(runs) == "PH2"
+
+
+def not_compared(runs: list[dict]) -> str:
+    """Why runs on other data (e.g. synthetic) are not compared with the ORIGINAL report."""
+    return (
+        f"These runs are on {dataset_of(runs)}, not PH2: no comparison with the original "
+        "report, which was on PH2."
+    )
+
+
 def comparison(runs: list[dict], digits: int = 3) -> str:
-    """Per cell: our mean test course score, the original's, and ours minus original."""
+    """Per cell: our mean test course score, the original's, and ours minus original; for runs
+    not on PH2, only :func:`not_compared`'s sentence."""
+    if not compared_with_original(runs):
+        return not_compared(runs)
 
     def cell(net, loss):
         ours = finished_values(cells(runs).get((net, loss), []), "score")
@@ -119,7 +135,7 @@ def headline(runs: list[dict], readme: bool = False) -> str:
     parts += [INTERVAL_NOTE, ""] if intervals(runs) else []
     for metric in ("score", "iou"):
         parts += [f"## Test {METRICS[metric]}", "", interval_table(runs, metric), ""]
-    if dataset == "PH2":  # the original report was on PH2: compare only there
+    if compared_with_original(runs):  # the original report was on PH2: compare only there
         parts += [
             f"## ORIGINAL report's test course score ({ORIGINAL_EPOCHS} epochs, last epoch)",
             "",
@@ -130,6 +146,8 @@ def headline(runs: list[dict], readme: bool = False) -> str:
             comparison(runs),
             "",
         ]
+    else:
+        parts += [not_compared(runs), ""]
     return "\n".join(parts)
 
 

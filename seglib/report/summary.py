@@ -138,8 +138,11 @@ def _best_lines(runs: list[dict]) -> list[str]:
 
 def claims(runs: list[dict]) -> list[str]:
     """The test-result bullets of ``summary`` (best cells, losses vs BCE) and the two original
-    comparisons about test results (scores, best): the README's short version."""
+    comparisons about test results (scores, best), these only for runs on PH2 (the original's
+    data): the README's short version."""
     runs = [r for r in runs if r.get("test")]
+    if dataset_of(runs) != "PH2":
+        return _best_lines(runs)
     return _best_lines(runs) + [t for t in (scores_line(runs), best_line(runs)) if t]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from seglib.report.analysis import (
+    cell_names,
     cells,
     display,
     finished_values,
@@ -37,8 +38,37 @@ def bold_best(values: dict, text: dict) -> dict:
     return {k: f"**{t}**" if values.get(k) == best else t for k, t in text.items()}
 
 
+FAILED_IOU = 0.05
+"""A cell whose mean test IoU is below this did not learn: its predictions barely meet the
+lesions (e.g. 0.000 [0.000, 0.000] when the net predicts no lesion at all)."""
+FAILED_MARK = "†"
+
+
+def failed_cells(runs: list[dict]) -> list[tuple[str, str]]:
+    """The (net, loss) cells whose finished runs' mean test IoU is below :data:`FAILED_IOU`."""
+    groups = cells([r for r in runs if r.get("test")])
+    vals = {k: finished_values(rs, "iou") for k, rs in groups.items()}
+    return [k for k, v in vals.items() if v and float(np.mean(v)) < FAILED_IOU]
+
+
+def with_failed_note(grid: str, failed: list) -> str:
+    """``grid`` followed by a note naming the cells that did not learn (none: ``grid``)."""
+    if not failed:
+        return grid
+    return (
+        f"{grid}\n\n{FAILED_MARK} Did not learn: {cell_names(failed)} (mean test IoU below "
+        f"{FAILED_IOU}: the predictions barely meet the lesions). Not a ranking of the loss: "
+        "train longer (--epochs) or at another learning rate (--lr) before comparing it."
+    )
+
+
+def _mark(text: str, key, failed) -> str:
+    return f"{text} {FAILED_MARK}" if key in failed else text
+
+
 def table(runs: list[dict], metric: str = "score", digits: int = 3) -> str:
-    """Markdown test table, rows nets and columns losses (finished runs only); best mean in bold.
+    """Markdown test table, rows nets and columns losses (finished runs only); best mean in bold;
+    cells that did not learn (:func:`failed_cells`) marked and named in a note below.
 
     ``metric``: a test.json key, "score" (course score), "iou" or "dice".
     """
@@ -46,17 +76,22 @@ def table(runs: list[dict], metric: str = "score", digits: int = 3) -> str:
     vals = {k: finished_values(rs, metric) for k, rs in groups.items()}
     means = {k: float(np.mean(v)) for k, v in vals.items() if v}
     text = bold_best(means, {k: fmt_cell(v, digits) for k, v in vals.items()})
-    return grid_markdown(nets_of(runs), losses_of(runs), lambda n, lo: text.get((n, lo), "–"))
+    failed = failed_cells(runs)
+    grid = grid_markdown(
+        nets_of(runs), losses_of(runs), lambda n, lo: _mark(text.get((n, lo), "–"), (n, lo), failed)
+    )
+    return with_failed_note(grid, failed)
 
 
 def interval_table(runs: list[dict], metric: str = "score", digits: int = 3) -> str:
     """Markdown grid of each cell's mean test ``metric`` and its 95% interval (``stats``): the
-    best cell in bold, cells indistinguishable from it (paired interval contains 0) in italics.
-    Falls back to ``table`` when the runs carry no per-image test metrics."""
+    best cell in bold, cells indistinguishable from it (paired interval contains 0) in italics,
+    cells that did not learn marked and named below (:func:`failed_cells`). Falls back to ``table`` when the runs carry no per-image test metrics."""
     iv = intervals(runs, metric)
     if not iv:
         return table(runs, metric, digits)
     best, same = best_cell(runs, metric), set(indistinguishable(runs, metric))
+    failed = failed_cells(runs)
 
     def cell(net, loss):
         k = (net, loss)
@@ -64,9 +99,9 @@ def interval_table(runs: list[dict], metric: str = "score", digits: int = 3) -> 
             return "–"
         m = f"{iv[k].mean:.{digits}f}"
         m = f"**{m}**" if k == best else (f"*{m}*" if k in same else m)
-        return f"{m} {fmt_ci(iv[k], digits)}"
+        return _mark(f"{m} {fmt_ci(iv[k], digits)}", k, failed)
 
-    return grid_markdown(nets_of(runs), losses_of(runs), cell)
+    return with_failed_note(grid_markdown(nets_of(runs), losses_of(runs), cell), failed)
 
 
 INTERVAL_NOTE = (

@@ -282,3 +282,41 @@ def test_report_is_byte_stable(runs, tmp_path):
     stats._p_value.cache_clear()
     markdown.write_report(out, tmp_path / "b.md")
     assert (tmp_path / "a.md").read_bytes() == (tmp_path / "b.md").read_bytes()
+
+
+def test_cells_that_did_not_learn_are_marked_and_named(tmp_path):
+    """A cell with test IoU 0 on every image is marked in the tables and named in a note below;
+    a weak cell that learnt something (mean IoU 0.15) is not."""
+    write_run(tmp_path, "unet", "bce", 0, 0.8)
+    write_run(tmp_path, "unet", "focal", 0, 0.2)  # per-image IoU 0.2 +- 0.05 - 0.05: mean 0.15
+    write_run(tmp_path, "unet", "dice", 0, 0.8)
+    test_file = tmp_path / "unet_dice_s0" / "test.json"
+    zero = dict(score=0.0, iou=0.0, dice=0.0, score_per_image=[0.0] * 10, iou_per_image=[0.0] * 10)
+    test_file.write_text(json.dumps(json.loads(test_file.read_text()) | zero))
+    runs = load_runs(tmp_path)
+    note = (
+        "† Did not learn: UNet+Dice (mean test IoU below 0.05: the predictions barely meet the "
+        "lesions). Not a ranking of the loss: train longer (--epochs) or at another learning "
+        "rate (--lr) before comparing it."
+    )
+    md = tables.interval_table(runs, "iou")
+    assert cell(md, "UNet", "Dice") == "0.000 [0.000, 0.000] †"
+    assert "†" not in cell(md, "UNet", "Focal") and "†" not in cell(md, "UNet", "BCE")
+    assert md.splitlines()[-1] == note
+    dice = tables.table(runs, "dice")
+    assert cell(dice, "UNet", "Dice") == "0.000 †" and dice.splitlines()[-1] == note
+    assert "Did not learn" not in tables.table(runs[:1], "iou")  # BCE alone: no note
+
+
+def test_runs_not_on_ph2_are_not_compared_with_the_original(runs):
+    assert any("the original" in line for line in summary.claims(runs))  # PH2 (no name): compared
+    for r in runs:
+        r["test"]["dataset"] = "synthetic PH2-like data"
+    assert markdown.comparison(runs) == (
+        "These runs are on synthetic PH2-like data, not PH2: no comparison with the original "
+        "report, which was on PH2."
+    )
+    claims = summary.claims(runs)
+    assert claims and not any("original" in line for line in claims)
+    head = markdown.headline(runs)
+    assert head.startswith("# Results on synthetic PH2-like data\n") and "ORIGINAL" not in head
