@@ -35,7 +35,7 @@ How to run on a GPU machine
 ---------------------------
 1. In the repository root (``gpu/`` is git-ignored)::
 
-       python -m scripts.ph2_resized PH2Dataset.tar.xz gpu/PH2-256.tar --size 256
+       seglib prepare PH2Dataset.tar.xz gpu/PH2-256.tar --size 256
 
 2. Copy the repository, with ``gpu/``, to the GPU machine and run there, with ``OUT`` set to a
    folder you will copy back: ``bash benchmarks/gpu_check.sh --budget-s 480`` (the same
@@ -172,7 +172,7 @@ def load(a):
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no such file; copy the data there before the call "
-            "(python -m scripts.ph2_resized PH2Dataset.tar.xz gpu/PH2-256.tar --size 256) and copy gpu/ with the repository"
+            "(seglib prepare PH2Dataset.tar.xz gpu/PH2-256.tar --size 256) and copy gpu/ with the repository"
         )
     cfgs = grid.configs("course", a.nets, a.losses, data=str(path))
     return load_dataset(path, size=cfgs[0].size, progress=False), cfgs
@@ -226,7 +226,7 @@ def train_grid(a, data, cfgs, rows) -> dict:
     for cfg in cfgs:
         name = store.run_name(cfg.net, cfg.loss, cfg.seed)
         run_dir = a.out / name
-        grid.check_config(run_dir, cfg)
+        grid.check_config(run_dir, cfg, lambda cfg=cfg: grid.split_identity(data, cfg))
         if (run_dir / "test.json").exists():
             log["skipped"].append(name)
             continue

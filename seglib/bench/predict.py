@@ -16,9 +16,10 @@ from PIL import Image
 
 from seglib.data.imageio import read_image, write_png
 from seglib.data.synth import make_synthetic_pairs
+from seglib.environ import cores
 from seglib.infer import postprocess as pipe
 from seglib.infer import predict as predict_module
-from seglib.runtime import Runtime, runtime, use_cores
+from seglib.runtime import Runtime, cpu_amx, cpu_native_bf16, infer_choices, runtime, use_cores
 
 TODAY = Runtime(torch.device("cpu"), "fp32", channels_last=False, infer_batch=1)
 """How ``predict`` ran the net before its fast path: fp32, contiguous, one view per forward."""
@@ -55,6 +56,9 @@ def predict_ways(a, weights: Path) -> dict:
         ways["fast contiguous"] = (fast(contiguous), contiguous)
         pairs = Runtime(auto.device, auto.precision, infer_batch=2)
         ways["fast batch 2"] = (fast(pairs), pairs)
+        for c in infer_choices(cpu_native_bf16(), cpu_amx(), cores())[1:]:  # AMX: batch 16
+            cand = Runtime(auto.device, auto.precision, c.channels_last, c.batch)
+            ways[f"fast batch {c.batch}"] = (fast(cand), cand)
         if auto.precision != "fp32":
             fp32 = Runtime(auto.device, "fp32")
             ways["fast fp32"] = (fast(fp32), fp32)

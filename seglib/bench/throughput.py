@@ -1,6 +1,9 @@
 """How long will the study take here, and how much faster is seglib than a plain loop?
 
-Four sections, each ending in a parseable ``ratio`` line:
+By default every section runs at a quick scale (one net, 64 px, one repeat, a few epochs and
+steps: :data:`QUICK`), about 2 minutes on 2 cores, printing a line as each section starts;
+``--full`` runs the scale of benchmarks/README.md (:data:`FULL`). Five sections, each ending in
+parseable ``ratio`` lines:
 
 1. ``run``: per-run throughput, a plain PyTorch loop vs seglib's ``train.fit`` on its automatic
    path (details below).
@@ -12,7 +15,10 @@ Four sections, each ending in a parseable ``ratio`` line:
    tests or a notebook run beside the main job); the ratio is the pair's wall time over twice the
    time alone (1.0 = no interference beyond sharing the cores). ``--variants`` repeats the pair
    with ``OMP_WAIT_POLICY=ACTIVE`` (spinning OpenMP threads, as seglib once left them).
-4. ``predict``: ``predict`` with test-time augmentation on ``--images`` synthetic ISIC-style
+4. ``side``: two worker processes training the same small net, one alone, then both at once
+   with every core each (``old``), with seglib's thread choice (``new``) and with the cores
+   split (``split``), in the automatic precision and fp32 (:mod:`seglib.bench.sidebyside`).
+5. ``predict``: ``predict`` with test-time augmentation on ``--images`` synthetic ISIC-style
    JPEGs, the way it ran before (``today``: fp32, contiguous model, one view per forward, file
    by file) vs ``seglib.infer.predict.predict_files`` (``fast``: the runtime's precision,
    channels-last, the views batched, decoding and writing in threads), alternating: images/s,
@@ -44,11 +50,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,13 +64,15 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from seglib import data as ph2
 from seglib import losses, models, store
+from seglib.bench import jobs
+from seglib.bench.sidebyside import section_side
 from seglib.data.ph2 import resolve_data
 from seglib.engine import grid, train
 from seglib.environ import cores
 from seglib.infer import predict as predict_module
-from seglib.runtime import cpu_native_bf16, runtime
+from seglib.runtime import choose_precision, cpu_native_bf16, runtime
 
-SECTIONS = ("run", "grid", "procs", "predict")
+SECTIONS = ("run", "grid", "procs", "side", "predict")
 
 SEED = 0
 DEPTH = 4  # fit's default depth; models.build's too
@@ -169,41 +175,57 @@ def peaks(dev) -> tuple[float, float]:
     return rss_mb, gpu
 
 
+QUICK = {"nets": "unet", "size": 64, "epochs": 1, "repeats": 1, "grid_epochs": 2, "images": 2}
+QUICK |= {"side_steps": 4}
+"""The default scale: every section in under 2 minutes on 2 cores (a verdict, not a study)."""
+FULL = {"nets": "unet,segnet", "size": 128, "epochs": 3, "repeats": 2, "grid_epochs": 10}
+FULL |= {"images": 8, "side_steps": 20}
+"""``--full``: the scale of the measurements in benchmarks/README.md."""
+
+
+def options(p: argparse.ArgumentParser) -> None:
+    """The options; those in :data:`QUICK` default to it, or to :data:`FULL` with ``--full``."""
+
+    def scaled(key: str) -> str:
+        return f"(default {QUICK[key]}; --full: {FULL[key]})"
+
+    p.add_argument("--full", action="store_true", help="the full measurement (several minutes)")
+    p.add_argument("--nets", help=f"comma list {scaled('nets')}")
+    p.add_argument("--size", type=int, help=f"image side, multiple of 16 {scaled('size')}")
+    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--epochs", type=int, help=f"epochs of the run section {scaled('epochs')}")
+    p.add_argument("--repeats", type=int, help=f"runs per way, alternating {scaled('repeats')}")
+    p.add_argument("--lr", type=float, default=grid.PRESETS["cpu"].lr)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: seglib's choice)")
+    p.add_argument("--device", default="auto", help="cpu | cuda | auto")
+    p.add_argument("--data", default="synthetic", help="synthetic | download | PH2 folder/archive")
+    p.add_argument("--variants", action="store_true", help="also time single ideas (above)")
+    p.add_argument("--sections", default=",".join(SECTIONS),
+                   help=f"comma list of {','.join(SECTIONS)} (default all)")  # fmt: skip
+    p.add_argument("--grid-epochs", type=int,
+                   help=f"epochs per run in grid and procs {scaled('grid_epochs')}")  # fmt: skip
+    p.add_argument("--side-steps", type=int,
+                   help=f"side: training steps per process {scaled('side_steps')}")  # fmt: skip
+    p.add_argument("--weights", default=str(predict_module.DEFAULT_WEIGHTS),
+                   help="predict: checkpoint (default: the shipped weights)")  # fmt: skip
+    p.add_argument("--images", type=int, help=f"predict: images {scaled('images')}")
+    p.add_argument("--image-size", default="576x768", help="predict: image HxW (default 576x768)")
+
+
 def parse(argv) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="seglib bench",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--nets", default="unet,segnet", help="comma list (default unet,segnet)")
-    p.add_argument("--size", type=int, default=128, help="image side, multiple of 16")
-    p.add_argument("--width", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=2, help="runs per way, alternating")
-    p.add_argument("--lr", type=float, default=grid.PRESETS["cpu"].lr)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--device", default="auto", help="cpu | cuda | auto")
-    p.add_argument("--data", default="synthetic", help="synthetic | download | PH2 folder/archive")
-    p.add_argument("--variants", action="store_true", help="also time single ideas (above)")
-    p.add_argument(
-        "--sections",
-        default=",".join(SECTIONS),
-        help=f"comma list of {','.join(SECTIONS)} (default all)",
-    )
-    p.add_argument(
-        "--grid-epochs", type=int, default=10, help="epochs per run in grid and procs (default 10)"
-    )
-    p.add_argument(
-        "--weights",
-        default=str(predict_module.DEFAULT_WEIGHTS),
-        help="predict: checkpoint (default: the shipped weights)",
-    )
-    p.add_argument("--images", type=int, default=8, help="predict: images (default 8)")
-    p.add_argument("--image-size", default="576x768", help="predict: image HxW (default 576x768)")
+    options(p)
     if argv and argv[0] == "--":  # `python -m seglib bench -- --nets unet`
         argv = argv[1:]
     a = p.parse_args(argv)
+    for key, value in (FULL if a.full else QUICK).items():
+        if getattr(a, key) is None:
+            setattr(a, key, value)
     a.nets = [n.strip().lower() for n in a.nets.split(",") if n.strip()]
     a.sections = [n.strip().lower() for n in a.sections.split(",") if n.strip()]
     if set(a.sections) - set(SECTIONS):
@@ -219,8 +241,8 @@ def parse(argv) -> argparse.Namespace:
             p.error(f"unknown net {n!r}; choose from {', '.join(models.NAMES)}")
     if a.size % 2**DEPTH or a.size < 2**DEPTH:
         p.error(f"--size {a.size}: must be a multiple of {2**DEPTH}")
-    if min(a.epochs, a.repeats, a.batch_size, a.width) < 1:
-        p.error("--epochs, --repeats, --batch-size and --width must be >= 1")
+    if min(a.epochs, a.repeats, a.batch_size, a.width, a.side_steps) < 1:
+        p.error("--epochs, --repeats, --batch-size, --width and --side-steps must be >= 1")
     return a
 
 
@@ -235,79 +257,24 @@ def header(a, rt) -> str:
     )
 
 
-def section_grid(a, net: str) -> None:
-    """A 4-run grid, ``--jobs 1`` vs ``--jobs 2``, alternating; median wall seconds."""
-    cfgs = grid.configs(
-        "cpu", nets=(net,), losses_=grid.LOSSES, data=a.data, size=a.size,
-        width=a.width, epochs=a.grid_epochs, batch_size=a.batch_size,
-    )  # fmt: skip
-    times: dict[int, list[float]] = {1: [], 2: []}
-    threads = torch.get_num_threads()
-    for r in range(a.repeats):
-        for jobs in (1, 2) if r % 2 == 0 else (2, 1):
-            with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-                t0 = time.perf_counter()
-                grid.run_grid(cfgs, tmp, device=a.device, quiet=True, tta=False, jobs=jobs)
-                times[jobs].append(time.perf_counter() - t0)
-            torch.set_num_threads(threads)  # --jobs 1 may have set it
-    t1, t2 = (statistics.median(times[j]) for j in (1, 2))
-    print(
-        f"grid {net}: {len(cfgs)} runs x {a.grid_epochs} epochs: --jobs 1 {t1:.1f} s, --jobs 2 {t2:.1f} s"
-    )
-    print(f"ratio grid {net}: jobs 2 / jobs 1 = {t1 / t2:.2f}x runs/s", flush=True)
-
-
-def _cli_run(a, net: str, out: str, env: dict) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "seglib", "run", "--preset", "cpu", "--nets", net]
-    cmd += ["--losses", "bce,dice", "--epochs", str(a.grid_epochs), "--size", str(a.size)]
-    cmd += ["--width", str(a.width), "--batch-size", str(a.batch_size), "--data", a.data]
-    cmd += ["--out", out, "--no-report", "--quiet", "--no-tta", "--device", a.device]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-
-
-def section_procs(a, net: str) -> None:
-    """One 2-run CLI grid alone vs two side by side (each with all cores, as users start them)."""
-    policies = ["PASSIVE", "ACTIVE"] if a.variants else ["PASSIVE"]
-    for policy in policies:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
-        if policy == "ACTIVE":
-            env["OMP_WAIT_POLICY"] = "ACTIVE"
-        alone, pair = [], []
-        for _ in range(a.repeats):
-            with tempfile.TemporaryDirectory() as tmp:
-                t0 = time.perf_counter()
-                if _cli_run(a, net, f"{tmp}/a", env).wait():
-                    raise RuntimeError("seglib run failed in the benchmark")
-                alone.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                procs = [_cli_run(a, net, f"{tmp}/{k}", env) for k in "bc"]
-                if any(p.wait() for p in procs):
-                    raise RuntimeError("seglib run failed in the benchmark")
-                pair.append(time.perf_counter() - t0)
-        t1, t2 = statistics.median(alone), statistics.median(pair)
-        print(
-            f"procs {net} (OMP_WAIT_POLICY={policy}): alone {t1:.1f} s, two side by side {t2:.1f} s"
-        )
-        label = "" if policy == "PASSIVE" else " spinning"
-        print(
-            f"ratio procs{label} {net}: side by side / (2 x alone) = {t2 / (2 * t1):.2f}x",
-            flush=True,
-        )
-
-
 def main(argv: list[str] | None = None) -> int:
     a = parse(sys.argv[1:] if argv is None else list(argv))
     if a.threads:
         torch.set_num_threads(a.threads)
     rt = runtime(a.device)
     print(header(a, rt), flush=True)
+    scale = "full scale" if a.full else "quick scale: a verdict in about 2 minutes; --full measures"
+    print(f"# sections {','.join(a.sections)}, {scale}", flush=True)
     if "run" in a.sections:
         section_run(a, rt)
     for net in a.nets:
         if "grid" in a.sections:
-            section_grid(a, net)
+            jobs.section_grid(a, net)
         if "procs" in a.sections:
-            section_procs(a, net)
+            jobs.section_procs(a, net)
+    if "side" in a.sections:
+        native = choose_precision("cpu", native_bf16=cpu_native_bf16())
+        section_side(a, list(dict.fromkeys([native, "fp32"])))
     if "predict" in a.sections:
         from seglib.bench.predict import section_predict
 
@@ -331,6 +298,7 @@ def section_run(a, rt) -> None:
     rows = {}
     for net in a.nets:
         warm_up(net, a, dev)
+        print(f"# run {net}: {', '.join(todo)} x {a.repeats}", flush=True)
         names = list(todo)
         for r in range(a.repeats):
             for way in names if r % 2 == 0 else names[::-1]:  # ABBA: balances drift

@@ -193,7 +193,7 @@ def test_missing_data_says_what_to_copy(tmp_path):
     a = SimpleNamespace(tiny=False, data=str(tmp_path / "gpu" / "PH2-256.tar"))
     with pytest.raises(
         FileNotFoundError,
-        match=r"python -m scripts\.ph2_resized PH2Dataset\.tar\.xz gpu/PH2-256\.tar",
+        match=r"seglib prepare PH2Dataset\.tar\.xz gpu/PH2-256\.tar",
     ):
         gpu_check.load(a)
 
@@ -201,9 +201,7 @@ def test_missing_data_says_what_to_copy(tmp_path):
 PH2_256 = REAL_DATA / "PH2-256.tar"
 
 
-@pytest.mark.skipif(
-    not PH2_256.is_file(), reason=f"needs {PH2_256} (python -m scripts.ph2_resized)"
-)
+@pytest.mark.skipif(not PH2_256.is_file(), reason=f"needs {PH2_256} (seglib prepare)")
 def test_ph2_256_tar_loads_at_256(tmp_path, monkeypatch):
     """The archive the GPU check carries loads as PH2 at 256 px; one case compared with its PNG
     files decoded directly (tarfile + PIL, no seglib)."""
@@ -225,9 +223,7 @@ def test_ph2_256_tar_loads_at_256(tmp_path, monkeypatch):
     assert np.array_equal(data.masks[i, 0].numpy(), (mask > 0).astype(np.uint8))
 
 
-@pytest.mark.skipif(
-    not PH2_256.is_file(), reason=f"needs {PH2_256} (python -m scripts.ph2_resized)"
-)
+@pytest.mark.skipif(not PH2_256.is_file(), reason=f"needs {PH2_256} (seglib prepare)")
 def test_course_scale_loads_the_carried_archive(tmp_path, monkeypatch):
     """Without --tiny the check trains the course scale of the issue (256 px, width 64, batch
     25, 200 epochs; 3 nets x 4 losses) on the archive it was given."""
