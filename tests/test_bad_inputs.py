@@ -1,4 +1,4 @@
-"""The bad-input table of docs/bad-inputs.md, data rows, through the CLI as a user meets them:
+"""The bad-input table of docs/reference/bad-inputs.md, data rows, through the CLI as a user meets them:
 ``python -m seglib run --data BAD`` exits 2 with one ``error:`` line that names the bad file,
 and leaves nothing behind: no results folder, no half-extracted archive or temporary file in
 the cache. (Checkpoint, predict and run-folder rows: tests/test_checkpoint.py,
@@ -111,6 +111,17 @@ def symlink_chain_out(tmp, src):
     return path, path, "refusing to extract member 'a/b'"
 
 
+AGAIN = "download or copy it again"
+UNSAFE = "the archive is unsafe, get the data from its official source"
+FILE = "re-download or re-export it, or remove it"
+CASE_FOLDER = "restore it from the PH2 archive, or remove the case folder"
+REMEDY = {"missing_path": "check the path, or use --data synthetic or --data download",
+          "no_cases": "point --data at the folder that holds them", "no_image": CASE_FOLDER,
+          "no_mask": CASE_FOLDER, "empty_image": FILE, "truncated_image": FILE,
+          "mask_not_an_image": FILE, "truncated_archive": AGAIN, "not_an_archive": AGAIN,
+          "member_climbing_out": UNSAFE, "symlink_chain_out": UNSAFE}  # fmt: skip
+"""What each error line tells the user to do next (docs/bad-inputs.md)."""
+
 ROWS = [
     missing_path,
     no_cases,
@@ -143,6 +154,7 @@ def test_bad_data(make, synth_tree, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
     assert str(bad) in err[0] and words in err[0], err[0]
+    assert REMEDY[make.__name__] in err[0], err[0]
     assert not out.exists()
     left = {p for p in _files(tmp_path) - before if not p.is_dir()}
     assert left == set(), left  # no partial extraction, tensor cache or temporary file
@@ -161,5 +173,6 @@ def test_bad_run_option(case, synth_tree, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
     want = "--device foo: not a device" if case == "device" else f"Not a directory: '{out}"
-    assert want in err[0]
+    remedy = "use auto, cpu, cuda or cuda:N" if case == "device" else "check the path and that"
+    assert want in err[0] and remedy in err[0], err[0]
     assert not (tmp_path / "out").exists() and (tmp_path / "file").read_text() == ""

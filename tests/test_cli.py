@@ -4,6 +4,7 @@ line on stderr and no traceback."""
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -59,6 +60,7 @@ HELP = {
                           "--precision", "--no-tta", "--pipeline"]),
     "export": (["export"], ["results", "--dest", "--pipeline"]),
     "synth": (["synth"], ["root", "--layout", "--n", "--seed"]),
+    "prepare": (["prepare"], ["source", "dest", "--size"]),
     "robustness": (["robustness"], ["weights", "--data", "--split", "--kinds", "--card"]),
     "bench": (["bench"], ["--nets", "--sections", "--repeats"]),
 }  # fmt: skip
@@ -74,6 +76,20 @@ def test_help(name, tmp_path):
     assert done.stdout.startswith(usage if name != "bench" else "usage:"), done.stdout[:80]
     for word in words:
         assert word in done.stdout, f"{name} --help lacks {word}"
+
+
+def test_version_is_printed_from_its_one_place(tmp_path):
+    """``--version`` prints the package's version; pyproject.toml holds no copy of it but reads
+    it from seglib/__init__.py (hatch), so the wheel's metadata carries the same one."""
+    import seglib
+
+    tomllib = pytest.importorskip("tomllib")
+    done = seglib_cli("--version", cache=tmp_path)
+    assert done.returncode == 0 and done.stdout == f"seglib {seglib.__version__}\n"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", seglib.__version__)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["hatch"]["version"] == {"path": "seglib/__init__.py"}
 
 
 def test_help_is_plain_text_and_every_option_explained():
@@ -234,3 +250,34 @@ def test_report_defaults_figures_to_results_diag(tiny_results, smoke_cache):
     assert done.returncode == 0, done.stderr
     assert (tiny_results / "diag" / "unet_bce_loss.svg").is_file()
     assert f"figures in {tiny_results / 'diag'}" in done.stdout
+
+
+def test_a_run_on_a_synth_folder_is_reported_as_synthetic(tmp_path, monkeypatch):
+    """``synth DIR`` then ``run --data DIR/PH2Dataset``: PH2's layout, but named synthetic in
+    the config, the report and the figures, and never set beside the original report."""
+    monkeypatch.setenv("SEGLIB_CACHE", str(tmp_path / "cache"))
+    assert main(["synth", str(tmp_path / "fake"), "--n", "8"]) == 0
+    out = tmp_path / "runs"
+    argv = ["run", "--data", str(tmp_path / "fake" / "PH2Dataset"), "--nets", "unet"]
+    argv += ["--losses", "bce", "--epochs", "1", "--size", "32", "--width", "4", "--device", "cpu"]
+    assert main([*argv, "--out", str(out), "--quiet"]) == 0
+    syn = "synthetic PH2-like data"
+    assert store.read_json(out / "unet_bce_s0" / "config.json")["datasets"][0]["name"] == syn
+    text = (out / "REPORT.md").read_text()
+    assert text.startswith(f"# Results on {syn}\n")
+    assert f"These runs are on {syn}, not PH2: no comparison with the original report" in text
+    for compared in ("ORIGINAL", "Compared with the original", "the original found", "original's"):
+        assert compared not in text
+    svg = (out / "diag" / "predictions_unet.svg").read_text()
+    assert "IMD00" in svg and "(synthetic)" in svg and f"data: {syn}" in svg
+    assert f"data: {syn}" in (out / "diag" / "unet_bce_score.svg").read_text()
+
+
+def test_run_writes_to_runs_preset_by_default(smoke_cache, tmp_path, monkeypatch):
+    """Without --out, run writes to runs/<preset> (the README's and the notebook's path)."""
+    monkeypatch.setenv("SEGLIB_CACHE", str(smoke_cache))
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--nets", "unet", "--losses", "bce", "--epochs", "1", "--width", "4"]
+    assert main([*argv, "--size", "32", "--quiet", "--no-report", "--device", "cpu"]) == 0
+    assert (tmp_path / "runs" / "smoke" / "unet_bce_s0" / "test.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["smoke"]

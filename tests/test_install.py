@@ -4,6 +4,7 @@ predict`` with the shipped weights, away from the source checkout."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,17 @@ def test_installed_script_is_the_cli(installed, tmp_path):
     assert out.returncode == 0, out.stderr
     for command in ("run", "report", "predict", "score", "robustness", "bench"):
         assert command in out.stdout
+
+
+def test_installed_version_is_the_wheels(installed, tmp_path):
+    """The wheel is named with the version its seglib prints: the one in seglib/__init__.py."""
+    site, _ = installed
+    (info,) = site.glob("seglib-*.dist-info")
+    out = run(installed, "--version", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"seglib {info.name.removeprefix('seglib-').removesuffix('.dist-info')}\n"
+    source = (REPO / "seglib" / "__init__.py").read_text()
+    assert out.stdout.split()[1] == re.search(r'__version__ = "([^"]+)"', source)[1]
 
 
 def test_installed_copy_predicts_with_its_shipped_weights(installed, tmp_path):

@@ -25,6 +25,7 @@ LAYERS = {
     "bench": 5,
     "cli": 6,
     "__main__": 7,
+    "reference": 7,  # the generated reference pages: reads the cli and the public API
 }
 
 

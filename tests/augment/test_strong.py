@@ -258,6 +258,6 @@ def test_mixed_patchy_reaches_the_config_and_counts_as_trained(name):
 
 
 def test_cli_offers_every_augmentation():
-    from seglib.cli import AUGMENTS
+    from seglib.cli.options import AUGMENTS
 
     assert set(AUGMENTS) == {"basic", *PATCHES}

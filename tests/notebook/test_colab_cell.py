@@ -1,20 +1,18 @@
-"""The notebook's first code cell (id ``colab``), run outside and inside a simulated
-Colab (a ``google.colab`` module; ``subprocess.run``, ``shutil.which``, package lookup and the
-GPU faked): what it installs, what it refuses, what it hands to the notebook's later cells."""
+"""The notebook's first code cell (id ``colab``), run outside and inside a simulated Colab (a
+``google.colab`` module; ``subprocess.run`` and IPython's ``%pip`` recorded, not run): it clones
+the repository when not inside it, installs it with ``%pip install -q -e .``, and does nothing
+else."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import shutil
 import subprocess
 import sys
 import types
 from pathlib import Path
 
 import pytest
-import torch
+from IPython.core.inputtransformer2 import TransformerManager
 
 ROOT = Path(__file__).resolve().parents[2]
 CELL = "".join(
@@ -24,106 +22,85 @@ CELL = "".join(
         if c.get("id") == "colab"
     )["source"]
 )
-ENV = ("SEGLIB_PRESET", "SEGLIB_DATA", "SEGLIB_OUT", "SEGLIB_DIAG", "SEGLIB_SEEDS", "SEGLIB_CACHE")
+URL = "https://example.org/seglib.git"
 
 
-@pytest.fixture(autouse=True)
-def restore_environ():
-    """The cell writes os.environ (SEGLIB_*, OMP_WAIT_POLICY): never let that leak into later
-    tests (the nbval kernel would inherit SEGLIB_DATA=download)."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+@pytest.fixture
+def calls(monkeypatch):
+    """What the cell runs: ``("run", argv)`` for each subprocess, ``("%pip", line)`` for each
+    ``%pip`` line; ``sys.path`` restored after the test."""
+    done: list = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: done.append(("run", cmd)))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    return done
+
+
+def run_cell(calls: list, source: str = CELL) -> None:
+    """The cell as IPython runs it (its magics turned into ``get_ipython()`` calls)."""
+    shell = types.SimpleNamespace(
+        run_line_magic=lambda name, line: calls.append((f"%{name}", line))
+    )
+    python = TransformerManager().transform_cell(source)
+    exec(compile(python, "colab_cell.py", "exec"), {"get_ipython": lambda: shell})
 
 
 @pytest.fixture
 def colab(monkeypatch):
-    """A fake Colab in the repository root: returns the list of commands the cell runs; the
-    test sets ``missing`` (import names reported absent), ``tools`` (on PATH) and ``gpu``."""
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(ROOT)
-    state = types.SimpleNamespace(calls=[], missing=set(), tools={"unrar"}, gpu=True)
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: state.calls.append(cmd))
-    monkeypatch.setattr(shutil, "which", lambda t: f"/usr/bin/{t}" if t in state.tools else None)
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda m, *a: None if m in state.missing else real(m, *a)
-    )
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: state.gpu)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Tesla T4")
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: (7, 5))
-    return state
 
 
-def run_cell(source: str = CELL) -> None:
-    exec(compile(source, "colab_cell.py", "exec"), {"__name__": "__main__"})
-
-
-def test_outside_colab_does_nothing(monkeypatch, tmp_path):
+def test_outside_colab_does_nothing(calls, monkeypatch, tmp_path):
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # not the repository: inside Colab this would clone
-    calls = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
-    run_cell()
+    run_cell(calls)
     assert calls == [] and Path.cwd() == tmp_path
-    assert not [n for n in ENV if n in os.environ]
 
 
-def test_on_colab_installs_only_what_is_missing_and_sets_the_run(colab, capsys):
-    colab.missing = {"rarfile"}  # what a fresh Colab lacks (googlecolab/backend-info)
-    run_cell()
-    assert colab.calls == [[sys.executable, "-m", "pip", "install", "-q", "rarfile>=4.1"]]
-    assert os.environ["SEGLIB_PRESET"] == "course"
-    assert os.environ["SEGLIB_DATA"] == "download"  # the course preset's data
-    assert os.environ["SEGLIB_OUT"] == "runs/course"
-    assert os.environ["SEGLIB_DIAG"] == "runs/course/diag"
-    assert os.environ["SEGLIB_SEEDS"] == "0"
-    assert "GPU: Tesla T4 (compute capability 7.5)" in capsys.readouterr().out
+def test_on_colab_inside_the_checkout_only_installs_it(calls, colab, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    run_cell(calls)
+    assert calls == [("%pip", "install -q -e .")] and Path.cwd() == ROOT
 
 
-def test_on_colab_with_everything_there_installs_nothing(colab):
-    run_cell()
-    assert colab.calls == []
+def test_on_colab_elsewhere_clones_then_installs_from_the_clone(
+    calls, colab, monkeypatch, tmp_path
+):
+    checkout = tmp_path / "clone"
+    monkeypatch.chdir(tmp_path)
 
+    def clone(cmd, **kw):  # a real clone leaves the folder the cell then enters
+        calls.append(("run", cmd))
+        checkout.mkdir()
 
-def test_no_rar_tool_installs_unrar_with_apt(colab, capsys):
-    colab.tools = set()
-    run_cell()
-    assert colab.calls == [
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "unrar"],
+    monkeypatch.setattr(subprocess, "run", clone)
+    source = CELL.replace("https://github.com/<user>/<repo>.git", URL).replace(
+        "/content/seglib-repo", str(checkout)
+    )
+    run_cell(calls, source)
+    assert calls == [
+        ("run", ["git", "clone", "-q", "--depth", "1", URL, str(checkout)]),
+        ("%pip", "install -q -e ."),
     ]
-    assert "no unrar" in capsys.readouterr().out  # still absent (faked): says what to do
+    assert Path.cwd() == checkout and sys.path[0] == str(checkout)
 
 
-def test_no_gpu_says_which_runtime_to_choose(colab):
-    colab.gpu = False
-    with pytest.raises(RuntimeError, match=r"Change runtime type > Hardware accelerator: T4 GPU"):
-        run_cell()
-    assert colab.calls == []  # nothing installed before the runtime is right
+def test_a_second_run_reuses_the_clone(calls, colab, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clone").mkdir()
+    run_cell(calls, CELL.replace("/content/seglib-repo", str(tmp_path / "clone")))
+    assert calls == [("%pip", "install -q -e .")] and Path.cwd() == tmp_path / "clone"
 
 
-def test_no_gpu_is_fine_for_the_smoke_preset(colab):
-    colab.gpu = False
-    run_cell(CELL.replace('COLAB_PRESET = "course"', 'COLAB_PRESET = "smoke"'))
-    assert os.environ["SEGLIB_PRESET"] == "smoke"
-    assert os.environ["SEGLIB_DATA"] == "synthetic"
-
-
-def test_placeholder_repo_url_is_refused_outside_the_repository(colab, tmp_path, monkeypatch):
+def test_placeholder_repo_url_is_refused_before_anything_runs(calls, colab, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="set REPO_URL"):
-        run_cell()
-    assert colab.calls == []
+        run_cell(calls, CELL.replace("/content/seglib-repo", str(tmp_path / "clone")))
+    assert calls == [] and Path.cwd() == tmp_path
 
 
-def test_never_installs_torch(colab):
-    colab.missing = {"rarfile", "tqdm", "numpy", "PIL", "matplotlib", "scipy", "torchvision"}
-    run_cell()
-    (pip,) = colab.calls
-    assert not any(arg.startswith(("torch", "torchvision")) for arg in pip[5:])
+def test_the_cell_is_short_and_installs_nothing_but_the_checkout():
+    code = [
+        line for line in CELL.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert len(code) <= 15, len(code)
+    assert "apt-get" not in CELL and "torch" not in CELL and "os.environ" not in CELL
