@@ -109,6 +109,21 @@ def test_a_dozen_modules_at_most_on_top_and_none_over_400_lines():
     assert not long
 
 
+FUNCTION_LINES = 60
+
+
+def test_no_function_over_60_lines():
+    """Every function and method, its signature and docstring included, fits on a screen."""
+    long = sorted(
+        f"{p.relative_to(PACKAGE)}:{node.lineno} {node.name} ({n} lines)"
+        for p in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        if (n := node.end_lineno - node.lineno + 1) > FUNCTION_LINES
+    )
+    assert not long
+
+
 def test_no_private_names_imported_across_modules():
     private = sorted(
         f"{p.relative_to(PACKAGE)}: {node.module}.{a.name}"

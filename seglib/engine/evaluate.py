@@ -90,11 +90,8 @@ def evaluate_checkpoint(
     """
     out_dir = Path(out_dir)
     rt = runtime(device, precision)
-    ckpt = checkpoint.load_checkpoint(out_dir / "best.pt", "model")
-    cfg = ckpt["config"]
-    model = rt.format(checkpoint.build_model(ckpt, out_dir / "best.pt")).to(rt.device)
-    loss_fn = losses.build(cfg["loss"], **cfg.get("loss_kw", {}))
-    norm = ckpt["norm"].to(rt.device)
+    ckpt, model, loss_fn, norm = _load_best(out_dir / "best.pt", rt)
+    refit = ckpt["config"].get("refit")
     _, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
     images, masks = rt.resident(data.images), rt.resident(data.masks)
 
@@ -103,34 +100,17 @@ def evaluate_checkpoint(
         return evaluate(model, loss_fn, rt, images[idx], masks[idx], norm, tta=with_tta)
 
     test = run(te, tta)
-    val = None if cfg.get("refit") else {"plain": run(va, False), "tta": run(va, True)}
-    history = store.read_json(out_dir / "history.json") or []
+    val = None if refit else {"plain": run(va, False), "tta": run(va, True)}
+    plain = _means(run(te, False)) if tta else _means(test)
     previous = store.read_json(out_dir / "test.json") or {}
-    saved_cfg = store.read_json(out_dir / "config.json") or {}
     kept = {k: previous[k] for k in ("train_images_per_s", "peak_gpu_memory_mb") if k in previous}
     result = {
         **kept,
-        **_means(test),
-        "loss": test["loss"],
-        "iou_per_image": test["iou"].tolist(),
-        "dice_per_image": test["dice"].tolist(),
-        "score_per_image": test["score"].tolist(),
-        "names": [data.names[i] for i in te.tolist()],
-        "dataset": getattr(data, "source", "PH2"),
-        "tta": tta,
-        "plain": _means(run(te, False)) if tta else _means(test),
-        **(
-            {}  # a refit trained on the val images: no val numbers
-            if cfg.get("refit")
-            else {"val": {k: _means(v) for k, v in val.items()}}
-        ),
+        **_test_part(test, data, te, tta),
+        "plain": plain,
+        **({} if refit else {"val": {k: _means(v) for k, v in val.items()}}),  # a refit: no val
         **_per_dataset(data, split, test, val),
-        "best_epoch": ckpt["epoch"],
-        "params": models.count_params(model),
-        "train_seconds": sum(h["seconds"] for h in history),
-        "device": previous.get("device", rt.name),
-        "runtime": previous.get("runtime", saved_cfg.get("runtime", rt.describe())),
-        "test_runtime": rt.describe(),
+        **_run_part(out_dir, ckpt, model, rt, previous),
         **(extra or {}),
     }
     store.write_json(out_dir / "test.json", result)
@@ -142,3 +122,40 @@ def evaluate_checkpoint(
             flush=True,
         )
     return result
+
+
+def _load_best(path: Path, rt: Runtime) -> tuple:
+    """(checkpoint, model, loss, norm) of a run's ``best.pt``, on the runtime's device."""
+    ckpt = checkpoint.load_checkpoint(path, "model")
+    cfg = ckpt["config"]
+    model = rt.format(checkpoint.build_model(ckpt, path)).to(rt.device)
+    loss_fn = losses.build(cfg["loss"], **cfg.get("loss_kw", {}))
+    return ckpt, model, loss_fn, ckpt["norm"].to(rt.device)
+
+
+def _test_part(test: dict, data, te: torch.Tensor, tta: bool) -> dict:
+    """The test means, loss, per-image values and names of ``test.json``."""
+    return {
+        **_means(test),
+        "loss": test["loss"],
+        "iou_per_image": test["iou"].tolist(),
+        "dice_per_image": test["dice"].tolist(),
+        "score_per_image": test["score"].tolist(),
+        "names": [data.names[i] for i in te.tolist()],
+        "dataset": getattr(data, "source", "PH2"),
+        "tta": tta,
+    }
+
+
+def _run_part(out_dir: Path, ckpt: dict, model, rt: Runtime, previous: dict) -> dict:
+    """The run's facts in ``test.json``: best epoch, size, time, and where it trained and tested."""
+    history = store.read_json(out_dir / "history.json") or []
+    saved_cfg = store.read_json(out_dir / "config.json") or {}
+    return {
+        "best_epoch": ckpt["epoch"],
+        "params": models.count_params(model),
+        "train_seconds": sum(h["seconds"] for h in history),
+        "device": previous.get("device", rt.name),
+        "runtime": previous.get("runtime", saved_cfg.get("runtime", rt.describe())),
+        "test_runtime": rt.describe(),
+    }

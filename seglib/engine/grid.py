@@ -191,11 +191,50 @@ def run_grid(
     Ray). A failed run (:class:`seglib.engine.failures.RunFailed`, or any error in a worker) does not stop
     the others; :class:`seglib.engine.failures.GridFailed` is raised at the end.
     """
-    from seglib.engine import parallel
-    from seglib.environ import machine_threads
-
     out = Path(out)
     quiet = bool(os.environ.get("CI")) if quiet is None else quiet
+    jobs = _checked_jobs(cfgs, device, jobs, executor)
+    loaded = _loader(quiet)
+    for cfg in cfgs:  # refuse before any work is done
+        run_dir = out / store.run_name(cfg.net, cfg.loss, cfg.seed)
+        check_config(run_dir, cfg, lambda cfg=cfg: split_identity(loaded(cfg), cfg))
+    states = plan(cfgs, out)
+    todo = [c for c in cfgs if c not in states["finished"]]
+    side_by_side = executor == "ray" or (jobs > 1 and len(todo) > 1)
+    choice = _threads(jobs if side_by_side else 1, threads, side_by_side)
+    rt = runtime(device, precision)
+    print(_header(cfgs, states, executor, jobs, rt, choice), flush=True)
+    t0 = time.perf_counter()
+    for cfg in todo:
+        loaded(cfg)
+    results = {
+        name: store.read_json(out / name / "test.json") for name in _names(states["finished"])
+    }
+    if side_by_side:
+        tasks = [_task(c, out, device, precision, tta) for c in todo]
+        done = _run_side_by_side(tasks, out, executor, jobs, choice.threads, rt, ray_address, quiet)
+        for t, r in zip(tasks, done):
+            results[t["name"]] = {"failed": RunFailed(**r["failed"])} if "failed" in r else r
+    else:
+        for cfg, name in zip(todo, _names(todo)):
+            results[name] = _fit_or_fail(
+                cfg, loaded(cfg), out / name, device, quiet, tta, precision
+            )
+    if quiet:
+        print(f"grid: {len(cfgs)} runs in {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
+    failed = [r["failed"] for r in results.values() if "failed" in r]
+    if failed:
+        raise GridFailed(failed, len(cfgs))
+    return [results[name] for name in _names(cfgs)]
+
+
+def _names(cfgs: list[RunConfig]) -> list[str]:
+    """The run folders' names of ``cfgs``."""
+    return [store.run_name(c.net, c.loss, c.seed) for c in cfgs]
+
+
+def _checked_jobs(cfgs: list[RunConfig], device: str, jobs: int | str, executor: str) -> int:
+    """``jobs`` as a number; FileNotFoundError for missing data, ValueError for a bad option."""
     for data in sorted({c.data for c in cfgs}):  # an error even when every run is finished
         if (missing := data_missing(data)) is not None:
             raise FileNotFoundError(
@@ -208,78 +247,75 @@ def run_grid(
         raise ValueError(f"--jobs {jobs}: must be at least 1")
     if executor not in ("local", "ray"):
         raise ValueError(f"--executor {executor}: choose local or ray")
+    return jobs
+
+
+def _loader(quiet: bool):
+    """``loaded(cfg)``: the config's dataset, fetched and cached once, before any worker starts."""
     datasets: dict = {}
 
-    def loaded(cfg):  # each dataset fetched and cached once, before any worker starts
+    def loaded(cfg):
         if (cfg.data, cfg.size) not in datasets:
             datasets[cfg.data, cfg.size] = resolve_data(cfg.data, cfg.size, quiet)
         return datasets[cfg.data, cfg.size]
 
-    for cfg in cfgs:  # refuse before any work is done
-        run_dir = out / store.run_name(cfg.net, cfg.loss, cfg.seed)
-        check_config(run_dir, cfg, lambda cfg=cfg: split_identity(loaded(cfg), cfg))
-    states = plan(cfgs, out)
-    todo = [c for c in cfgs if c not in states["finished"]]
-    side_by_side = executor == "ray" or (jobs > 1 and len(todo) > 1)
-    choice = machine_threads(jobs if side_by_side else 1, threads)
-    per_run = choice.threads
+    return loaded
+
+
+def _threads(jobs: int, threads: int | None, side_by_side: bool):
+    """Each run's threads (:func:`seglib.environ.machine_threads`), set here for one at a time."""
+    from seglib.environ import machine_threads
+
+    choice = machine_threads(jobs, threads)
     if not side_by_side:
-        torch.set_num_threads(per_run)
-    rt = runtime(device, precision)
+        torch.set_num_threads(choice.threads)
+    return choice
+
+
+def _header(cfgs: list[RunConfig], states: dict, executor: str, jobs: int, rt, choice) -> str:
+    """The line that opens a grid: its runs by state, how they run, and on what."""
+    per_run = choice.threads
     info = rt.describe() | {"threads": per_run}
-    print(
+    return (
         f"grid: {len(cfgs)} runs: {len(states['finished'])} finished (skipped), "
         f"{len(states['resumed'])} resumed, {len(states['new'])} new; "
         + (f"{executor} executor, " if executor == "ray" else f"{jobs} at a time, ")
         + f"device {info['device']}, precision {info['precision']}, {per_run} threads per run "
         f"({choice.reason}), "
-        f"CPU {info['cpu']} (native bf16: {'yes' if info['cpu_native_bf16'] else 'no'})",
-        flush=True,
+        f"CPU {info['cpu']} (native bf16: {'yes' if info['cpu_native_bf16'] else 'no'})"
     )
-    t0 = time.perf_counter()
-    for cfg in todo:
-        loaded(cfg)
-    results: dict[str, dict] = {}
-    for cfg in states["finished"]:
-        name = store.run_name(cfg.net, cfg.loss, cfg.seed)
-        results[name] = store.read_json(out / name / "test.json")
-    if side_by_side:
-        tasks = [
-            {
-                "name": store.run_name(c.net, c.loss, c.seed),
-                "cfg": c.to_dict(),
-                "out": str(out),
-                "device": device,
-                "precision": precision,
-                "tta": tta,
-            }
-            for c in todo
-        ]
-        if executor == "ray":
-            gpus = 1 / jobs if rt.device.type == "cuda" else 0
-            done = parallel.run_ray(tasks, out, per_run, gpus, ray_address, quiet)
-        else:
-            done = parallel.run_local(tasks, out, jobs, per_run, quiet)
-        for t, r in zip(tasks, done):
-            results[t["name"]] = {"failed": RunFailed(**r["failed"])} if "failed" in r else r
-    else:
-        for cfg in todo:
-            name = store.run_name(cfg.net, cfg.loss, cfg.seed)
-            data = loaded(cfg)
-            split = split_of(data, seed=cfg.split_seed, fractions=cfg.split_fractions)
-            try:
-                results[name] = fit(
-                    cfg, data, split, out / name, device, quiet, tta, precision=precision
-                )
-            except RunFailed as e:  # NaN/inf loss: this run stops, the grid goes on
-                results[name] = {"failed": e}
-                print(f"warning: {e}", file=sys.stderr, flush=True)
-    if quiet:
-        print(f"grid: {len(cfgs)} runs in {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
-    failed = [r["failed"] for r in results.values() if "failed" in r]
-    if failed:
-        raise GridFailed(failed, len(cfgs))
-    return [results[store.run_name(c.net, c.loss, c.seed)] for c in cfgs]
+
+
+def _task(cfg: RunConfig, out: Path, device: str, precision: str, tta: bool) -> dict:
+    """One run as a worker's task (:mod:`seglib.engine.parallel`)."""
+    return {
+        "name": store.run_name(cfg.net, cfg.loss, cfg.seed),
+        "cfg": cfg.to_dict(),
+        "out": str(out),
+        "device": device,
+        "precision": precision,
+        "tta": tta,
+    }
+
+
+def _run_side_by_side(tasks, out, executor, jobs, per_run, rt, ray_address, quiet) -> list:
+    """Each task's result, the runs side by side: as Ray tasks or in local worker processes."""
+    from seglib.engine import parallel
+
+    if executor == "ray":
+        gpus = 1 / jobs if rt.device.type == "cuda" else 0
+        return parallel.run_ray(tasks, out, per_run, gpus, ray_address, quiet)
+    return parallel.run_local(tasks, out, jobs, per_run, quiet)
+
+
+def _fit_or_fail(cfg: RunConfig, data, run_dir: Path, device, quiet, tta, precision) -> dict:
+    """One run in this process: its test results, or ``{"failed": RunFailed}`` on a NaN/inf loss."""
+    split = split_of(data, seed=cfg.split_seed, fractions=cfg.split_fractions)
+    try:
+        return fit(cfg, data, split, run_dir, device, quiet, tta, precision=precision)
+    except RunFailed as e:
+        print(f"warning: {e}", file=sys.stderr, flush=True)
+        return {"failed": e}
 
 
 def retest(

@@ -225,12 +225,71 @@ def fit(
             :data:`GPU_SAVE_SHARE` elsewhere. The last epoch is always written.
     """
     out_dir = Path(out_dir)
-    finished = store.read_json(out_dir / "test.json")
-    if finished is not None:
+    if (finished := store.read_json(out_dir / "test.json")) is not None:
         return finished
     rt = runtime(device, precision)
-    if save_share == "auto":
-        save_share = None if rt.device.type == "cpu" else GPU_SAVE_SHARE
+    t = _build(cfg, rt)
+    d = _training_data(cfg, data, split, rt)
+    norm = _input_norm(cfg, data, d.tr, t.model, rt)
+    t.swa = averaged(t.model) if cfg.swa else None
+    last = out_dir / "last.pt"
+    history, best, start = checkpoint.resume(last, t.model, t.opt, t.sched, t.gen, t.scaler, t.swa)
+    _write_config(out_dir, cfg, rt, d.described, data, split)
+    if rt.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(rt.device)
+
+    saver = _Saver(out_dir, save_share, rt)
+    bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=out_dir.name,
+               disable=quiet, leave=True, dynamic_ncols=True)  # fmt: skip
+    for epoch in bar:
+        row, chosen_by = _epoch(rt, t, cfg, data, d, norm, epoch)
+        failures.check_finite(out_dir, epoch + 1, row)  # NaN/inf: RunFailed, last.pt kept
+        history.append(row)
+        if t.swa is not None and epoch >= cfg.epochs - cfg.swa:
+            t.swa.update_parameters(t.model)
+        if chosen_by > best and t.swa is None and not cfg.refit:  # a copy, until written
+            best, saver.best_ckpt = chosen_by, snapshot(t.model, cfg, norm, epoch + 1, d.described)
+        if saver.due(epoch + 1 == cfg.epochs):
+            saver.save(t, history, best, epoch + 1)
+        store.write_json(out_dir / "history.json", history)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{row['val_iou']:.3f}")
+    if t.swa is not None or cfg.refit:  # no choice on val: the average or the last epoch
+        final = t.swa.module if t.swa is not None else t.model  # (saved again on a resumed finish)
+        checkpoint.save(out_dir / "best.pt", snapshot(final, cfg, norm, len(history), d.described))
+    return evaluate_checkpoint(
+        out_dir, data, split, device=device, tta=tta, quiet=quiet, precision=precision,
+        extra=_speed(rt, len(d.tr), history),
+    )  # fmt: skip
+
+
+@dataclass
+class _Training:
+    """What one run trains: net, loss, optimiser, schedule, scaler, generator, weight average."""
+
+    model: torch.nn.Module
+    loss_fn: object
+    opt: torch.optim.Optimizer
+    sched: object
+    scaler: object
+    gen: torch.Generator
+    swa: object = None
+
+
+@dataclass
+class _Data:
+    """The run's resident images and masks, train and val indices, val images, datasets."""
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    tr: torch.Tensor
+    va: torch.Tensor
+    val_images: torch.Tensor
+    val_masks: torch.Tensor
+    described: list
+
+
+def _build(cfg: RunConfig, rt: Runtime) -> _Training:
+    """Net, loss, optimiser, schedule, scaler and generator, seeded by ``cfg.seed``."""
     torch.manual_seed(cfg.seed)
     pretrained = cfg.net in models.PRETRAINED
     net = models.build(cfg.net, cfg.width, cfg.depth, pretrained=pretrained and not cfg.init)
@@ -240,75 +299,91 @@ def fit(
     sched = scheduler(cfg, opt)
     scaler = rt.scaler()
     gen = torch.Generator().manual_seed(cfg.seed)
+    return _Training(model, loss_fn, opt, sched, scaler, gen)
 
+
+def _training_data(cfg: RunConfig, data, split, rt: Runtime) -> _Data:
+    """Train indices (val too for a refit, repeated by ``data_weights``), val, resident data."""
     tr, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
     if cfg.refit:  # the recipe was chosen on val; the final model learns from those images too
         tr = torch.cat([tr, va])
     tr = torch.as_tensor(multi.weighted(data, tr.numpy(), cfg.data_weights), dtype=torch.long)
     described = multi.describe(data, split, with_names=True)
     images, masks = rt.resident(data.images), rt.resident(data.masks)
-    if pretrained:  # the encoder's own input normalisation (ImageNet's)
+    val_images, val_masks = images[va.to(images.device)], masks[va.to(masks.device)]
+    return _Data(images, masks, tr, va, val_images, val_masks, described)
+
+
+def _input_norm(cfg: RunConfig, data, tr: torch.Tensor, model, rt: Runtime) -> torch.Tensor:
+    """ImageNet's for a pretrained encoder, else the train images'; ``cfg.init``: the init's."""
+    if cfg.net in models.PRETRAINED:
         from seglib.pretrained import imagenet_norm
 
         norm = imagenet_norm().to(rt.device)
     else:
         norm = norm_stats(data.images[tr]).to(rt.device)
-    if cfg.init:  # fine-tuning: the init's weights and input normalisation
+    if cfg.init:
         norm = checkpoint.init_weights(Path(cfg.init), model, cfg).to(rt.device)
-    val_images, val_masks = images[va.to(images.device)], masks[va.to(masks.device)]
-    swa = averaged(model) if cfg.swa else None
-    last = out_dir / "last.pt"
-    history, best, start = checkpoint.resume(last, model, opt, sched, gen, scaler, swa)
+    return norm
+
+
+def _write_config(out_dir: Path, cfg: RunConfig, rt: Runtime, described, data, split) -> None:
+    """``config.json``: the config, the runtime, the datasets' sizes and the data's identity."""
     sizes = [{k: v for k, v in d.items() if not k.endswith("_names")} for d in described]
     store.write_json(
         out_dir / "config.json",
         cfg.to_dict()
         | {"runtime": rt.describe(), "datasets": sizes, "data_identity": identity(data, split)},
     )
-    if rt.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(rt.device)
 
-    best_ckpt, saved_at, save_s = None, time.perf_counter(), None
-    bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=out_dir.name,
-               disable=quiet, leave=True, dynamic_ncols=True)  # fmt: skip
-    for epoch in bar:
-        t0 = time.perf_counter()
-        row = {"epoch": epoch + 1}
-        row |= train_epoch(rt, model, loss_fn, opt, scaler, (images, masks, tr), norm, cfg, gen)
-        val = evaluate(model, loss_fn, rt, val_images, val_masks, norm)
-        row["val_loss"] = val["loss"]
-        row |= {f"val_{k}": val[k].mean().item() for k in ("iou", "dice", "score")}
-        chosen_by = val_choice(data, va, val, row)
-        row["lr"] = opt.param_groups[-1]["lr"]  # the decoder's (a pretrained encoder's is scaled)
-        sched.step(row["val_iou"]) if cfg.schedule == "plateau" else sched.step()
-        row["seconds"] = time.perf_counter() - t0
-        failures.check_finite(out_dir, epoch + 1, row)  # NaN/inf: RunFailed, last.pt kept
-        history.append(row)
-        if swa is not None and epoch >= cfg.epochs - cfg.swa:
-            swa.update_parameters(model)
-        if chosen_by > best and swa is None and not cfg.refit:  # a copy, until written
-            best, best_ckpt = chosen_by, snapshot(model, cfg, norm, epoch + 1, described)
-        if epoch + 1 == cfg.epochs or save_due(time.perf_counter() - saved_at, save_s, save_share):
-            t_save = time.perf_counter()
-            if best_ckpt is not None:
-                checkpoint.save(out_dir / "best.pt", best_ckpt)
-                best_ckpt = None
-            state = _resume_state(model, opt, sched, gen, scaler, history, best, epoch + 1)
-            checkpoint.save(last, state | ({"swa": swa.state_dict()} if swa is not None else {}))
-            saved_at = time.perf_counter()
-            save_s = saved_at - t_save
-        store.write_json(out_dir / "history.json", history)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_iou=f"{row['val_iou']:.3f}")
 
-    if swa is not None or cfg.refit:  # no choice on val: the average or the last epoch
-        final = swa.module if swa is not None else model  # (saved again on a resumed finish)
-        ckpt = snapshot(final, cfg, norm, len(history), described)
-        checkpoint.save(out_dir / "best.pt", ckpt)
+def _epoch(rt: Runtime, t: _Training, cfg: RunConfig, data, d: _Data, norm, epoch: int) -> tuple:
+    """Train, validate, step the schedule: (the epoch's history row, the val IoU that chooses)."""
+    t0 = time.perf_counter()
+    row = {"epoch": epoch + 1}
+    row |= train_epoch(rt, t.model, t.loss_fn, t.opt, t.scaler, (d.images, d.masks, d.tr), norm,
+                       cfg, t.gen)  # fmt: skip
+    val = evaluate(t.model, t.loss_fn, rt, d.val_images, d.val_masks, norm)
+    row["val_loss"] = val["loss"]
+    row |= {f"val_{k}": val[k].mean().item() for k in ("iou", "dice", "score")}
+    chosen_by = val_choice(data, d.va, val, row)
+    row["lr"] = t.opt.param_groups[-1]["lr"]  # the decoder's (a pretrained encoder's is scaled)
+    t.sched.step(row["val_iou"]) if cfg.schedule == "plateau" else t.sched.step()
+    row["seconds"] = time.perf_counter() - t0
+    return row, chosen_by
+
+
+class _Saver:
+    """Writes ``best.pt`` (a new best waits in ``best_ckpt``) and ``last.pt`` when they are due."""
+
+    def __init__(self, out_dir: Path, save_share, rt: Runtime):
+        if save_share == "auto":
+            save_share = None if rt.device.type == "cpu" else GPU_SAVE_SHARE
+        self.out_dir, self.share = out_dir, save_share
+        self.best_ckpt, self.saved_at, self.save_s = None, time.perf_counter(), None
+
+    def due(self, last_epoch: bool) -> bool:
+        """Whether to write now: after the last epoch always, else as :func:`save_due` says."""
+        return last_epoch or save_due(time.perf_counter() - self.saved_at, self.save_s, self.share)
+
+    def save(self, t: _Training, history: list, best: float, epoch: int) -> None:
+        """Write the waiting best (if any) and ``last.pt``, timing the writing."""
+        t_save = time.perf_counter()
+        if self.best_ckpt is not None:
+            checkpoint.save(self.out_dir / "best.pt", self.best_ckpt)
+            self.best_ckpt = None
+        state = _resume_state(t.model, t.opt, t.sched, t.gen, t.scaler, history, best, epoch)
+        swa = {"swa": t.swa.state_dict()} if t.swa is not None else {}
+        checkpoint.save(self.out_dir / "last.pt", state | swa)
+        self.saved_at = time.perf_counter()
+        self.save_s = self.saved_at - t_save
+
+
+def _speed(rt: Runtime, n_train: int, history: list[dict]) -> dict:
+    """Training images per second over the epochs run, and the peak GPU memory on a GPU."""
     speed = {
-        "train_images_per_s": len(tr) * len(history) / max(sum(h["seconds"] for h in history), 1e-9)
+        "train_images_per_s": n_train * len(history) / max(sum(h["seconds"] for h in history), 1e-9)
     }
     if rt.device.type == "cuda":
         speed["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(rt.device) / 2**20
-    return evaluate_checkpoint(
-        out_dir, data, split, device=device, tta=tta, quiet=quiet, precision=precision, extra=speed
-    )
+    return speed

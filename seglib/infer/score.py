@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -159,31 +160,47 @@ def score(
         pairs = split_pairs(pairs, split, cfg)
     if log:
         log(f"{source}: {layout}; {len(pairs)} cases ({split})")
+    predict = partial(predict_mask, model, cfg, norm, tta=tta, pipeline=pipeline, rt=rt)
     rows, keep = [], {}
     for p, loaded in prefetch(pairs, _read_pair):
-        try:
-            image, gray = loaded.result()
-        except PH2Error as e:
-            if skipped is None:
-                raise
-            skipped.append(str(e))
+        if (read := _read_or_skip(loaded, skipped)) is None:
             continue
-        pred = predict_mask(model, cfg, norm, image, tta=tta, pipeline=pipeline, rt=rt)
+        image, gray = read
+        pred = predict(image)
         if masks is not None:
             write_png(Path(masks) / f"{p.name}_mask.png", pred.astype(np.uint8) * 255)
         rows.append(_row(p, pred, gray))
         if worst > 0 and overlays is not None:
-            keep[p.name] = (rows[-1]["iou"], p)
-            if len(keep) > worst:  # keep only the worst ``worst`` so far
-                keep.pop(max(keep, key=lambda k: (keep[k][0], k)))
+            _keep_worst(keep, worst, rows[-1]["iou"], p)
     if overlays is not None and keep:
-        for rank, name in enumerate(sorted(keep, key=lambda k: (keep[k][0], k)), 1):
-            image, gray = _read_pair(keep[name][1])
-            pred = predict_mask(model, cfg, norm, image, tta=tta, pipeline=pipeline, rt=rt)
-            write_png(
-                Path(overlays) / f"{rank:02d}_{name}.png", draw_overlay(image, truth_of(gray), pred)
-            )
+        _write_overlays(keep, Path(overlays), predict)
     return source, rows
+
+
+def _read_or_skip(loaded, skipped: list[str] | None):
+    """The (image, mask) a prefetched read gave; None, its message in ``skipped``, for a bad case."""
+    try:
+        return loaded.result()
+    except PH2Error as e:
+        if skipped is None:
+            raise
+        skipped.append(str(e))
+        return None
+
+
+def _keep_worst(keep: dict, worst: int, iou: float, p: folder.Pair) -> None:
+    """Add ``p`` at ``iou`` to ``keep``, then drop the best so only the ``worst`` worst stay."""
+    keep[p.name] = (iou, p)
+    if len(keep) > worst:
+        keep.pop(max(keep, key=lambda k: (keep[k][0], k)))
+
+
+def _write_overlays(keep: dict, overlays: Path, predict) -> None:
+    """An overlay of each kept image, worst first, at ``overlays/<rank>_<name>.png``."""
+    for rank, name in enumerate(sorted(keep, key=lambda k: (keep[k][0], k)), 1):
+        image, gray = _read_pair(keep[name][1])
+        pred = predict(image)
+        write_png(overlays / f"{rank:02d}_{name}.png", draw_overlay(image, truth_of(gray), pred))
 
 
 def _row(p: folder.Pair, pred: np.ndarray, gray: np.ndarray) -> dict:

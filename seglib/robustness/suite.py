@@ -12,6 +12,7 @@ the final report only.
 from __future__ import annotations
 
 import zlib
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -97,47 +98,17 @@ def evaluate(
     ``precision``: as in training (:func:`seglib.runtime.runtime`). Each image and its artefact
     versions are made a few images ahead in a background thread.
     """
-    kinds = list(artefacts.KINDS) if kinds is None else list(kinds)
-    for k in kinds:
-        if k not in artefacts.KINDS:
-            raise ValueError(f"unknown artefact {k!r}; choose from {', '.join(artefacts.KINDS)}")
+    kinds = _known_kinds(kinds)
     rt = runtime(device, precision)
     model, cfg, norm = load_model(weights, rt)
     pipeline = name_of(pipeline, cfg)  # an unknown name fails before any work
     cases = checkpoint_cases(weights, cfg, data, split)
-    per = {k: {c: [] for c in COLUMNS} for k in ["clean", *kinds]}
-
-    def versions(case) -> list:  # [(kind, image, mask)], "clean" first
-        name, image_path, mask_path = case
-        image = read_rgb(image_path)
-        mask = read_truth(mask_path, image.shape[:2])
-        return [(kind, *((image, mask) if kind == "clean" else
-                         artefacts.apply(kind, image, mask, rng_for(seed, kind, name))))
-                for kind in ["clean", *kinds]]  # fmt: skip
-
+    predict = partial(predict_mask, model, cfg, norm, tta=tta, pipeline=pipeline, rt=rt)
+    versions = partial(_versions, kinds=kinds, seed=seed)
     bar = tqdm(total=len(cases), desc=f"robustness {split}", disable=progress_disabled(progress))
-    with bar:
-        for _, loaded in prefetch(cases, versions, ahead=1):
-            for kind, img, msk in loaded.result():
-                pred = predict_mask(model, cfg, norm, img, tta=tta, pipeline=pipeline, rt=rt)
-                for c, v in scores(pred, msk).items():
-                    per[kind][c].append(v)
-            bar.update()
+    per = _score_cases(cases, versions, predict, ["clean", *kinds], bar)
     seen = seen_in_training(cfg)
-    clean = {c: float(np.mean(per["clean"][c])) for c in COLUMNS}
-    rows = []
-    for kind, vals in per.items():
-        means = {c: float(np.mean(vals[c])) for c in COLUMNS}
-        rows.append(
-            {
-                "kind": kind,
-                "trained": None if kind == "clean" else kind in seen,
-                **means,
-                "drop_iou": clean["iou"] - means["iou"],
-                "drop_score": clean["score"] - means["score"],
-                **{f"{c}_per_image": vals[c] for c in COLUMNS},
-            }
-        )
+    rows = _rows(per, seen)
     return {
         "weights": str(weights),
         "data": str(data),
@@ -153,6 +124,56 @@ def evaluate(
         "names": [c[0] for c in cases],
         "rows": rows,
     }
+
+
+def _known_kinds(kinds) -> list[str]:
+    """``kinds`` as a list (None: all of them); ValueError for an unknown one."""
+    kinds = list(artefacts.KINDS) if kinds is None else list(kinds)
+    for k in kinds:
+        if k not in artefacts.KINDS:
+            raise ValueError(f"unknown artefact {k!r}; choose from {', '.join(artefacts.KINDS)}")
+    return kinds
+
+
+def _versions(case, kinds: list[str], seed: int) -> list:
+    """[(kind, image, mask)] of one case, "clean" first, then each artefact of ``kinds``."""
+    name, image_path, mask_path = case
+    image = read_rgb(image_path)
+    mask = read_truth(mask_path, image.shape[:2])
+    return [(kind, *((image, mask) if kind == "clean" else
+                     artefacts.apply(kind, image, mask, rng_for(seed, kind, name))))
+            for kind in ["clean", *kinds]]  # fmt: skip
+
+
+def _score_cases(cases: list, versions, predict, kinds: list[str], bar) -> dict:
+    """{kind: {column: per-image values}}, each case's versions made one case ahead."""
+    per = {k: {c: [] for c in COLUMNS} for k in kinds}
+    with bar:
+        for _, loaded in prefetch(cases, versions, ahead=1):
+            for kind, img, msk in loaded.result():
+                for c, v in scores(predict(img), msk).items():
+                    per[kind][c].append(v)
+            bar.update()
+    return per
+
+
+def _rows(per: dict, seen: set[str]) -> list[dict]:
+    """One row per kind: means, drops against clean, whether training imitated it, per image."""
+    clean = {c: float(np.mean(per["clean"][c])) for c in COLUMNS}
+    rows = []
+    for kind, vals in per.items():
+        means = {c: float(np.mean(vals[c])) for c in COLUMNS}
+        rows.append(
+            {
+                "kind": kind,
+                "trained": None if kind == "clean" else kind in seen,
+                **means,
+                "drop_iou": clean["iou"] - means["iou"],
+                "drop_score": clean["score"] - means["score"],
+                **{f"{c}_per_image": vals[c] for c in COLUMNS},
+            }
+        )
+    return rows
 
 
 def markdown(result: dict) -> str:
