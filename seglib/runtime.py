@@ -24,7 +24,7 @@ with 1 thread each 135 ms/img each, the ideal). So the free cores are split: a p
 the cores that other runnable processes leave free (the kernel's running count), ``--jobs N``
 gives each job ``cores // N``, and ``--threads`` or ``OMP_NUM_THREADS`` always wins. A process
 that started alone keeps its threads when another one starts later: give every process that runs
-beside another ``--threads 1`` (docs/usage.md, "Running several things at once").
+beside another ``--threads 1`` (docs/reference/usage.md, "Running several things at once").
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ REMEDY = {"missing_path": "check the path, or use --data synthetic or --data dow
           "no_mask": CASE_FOLDER, "empty_image": FILE, "truncated_image": FILE,
           "mask_not_an_image": FILE, "truncated_archive": AGAIN, "not_an_archive": AGAIN,
           "member_climbing_out": UNSAFE, "symlink_chain_out": UNSAFE}  # fmt: skip
-"""What each error line tells the user to do next (docs/bad-inputs.md)."""
+"""What each error line tells the user to do next (docs/reference/bad-inputs.md)."""
 
 ROWS = [
     missing_path,
