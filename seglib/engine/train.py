@@ -24,6 +24,7 @@ from seglib.data import multi
 from seglib.data.identity import identity
 from seglib.engine import checkpoint, failures
 from seglib.engine.evaluate import batches, evaluate, evaluate_checkpoint, prepare
+from seglib.engine.state import TrainState
 from seglib.runtime import Runtime, runtime
 
 
@@ -117,18 +118,20 @@ def augment_batch(mode, x, y, gen: torch.Generator, norm):
     return x, y
 
 
-def train_epoch(rt: Runtime, model, loss_fn, opt, scaler, data, norm, cfg, gen) -> dict:
+def train_epoch(rt: Runtime, state: TrainState, data, norm, cfg) -> dict:
     """One pass over the training images ``data = (images, masks, indices)`` in shuffled
-    batches: augment, step. Returns the epoch's mean ``train_loss`` and pooled ``train_iou``."""
+    batches (``state.gen``): augment, step. Returns the epoch's mean ``train_loss`` and pooled
+    ``train_iou``."""
     images, masks, tr = data
-    model.train()
+    s = state
+    s.model.train()
     loss_sum = torch.zeros((), device=rt.device)
     inter = torch.zeros((), device=rt.device)
     union = torch.zeros((), device=rt.device)
-    for idx in batches(len(tr), cfg.batch_size, gen):
+    for idx in batches(len(tr), cfg.batch_size, s.gen):
         x, y = prepare(rt, images, masks, tr[idx], norm)
-        x, y = augment_batch(cfg.augment, x, y, gen, norm)
-        loss, logits = train_step(rt, model, loss_fn, opt, scaler, x, y)
+        x, y = augment_batch(cfg.augment, x, y, s.gen, norm)
+        loss, logits = train_step(rt, s.model, s.loss_fn, s.opt, s.scaler, x, y)
         loss_sum += loss.detach() * len(idx)
         pred = logits.detach() > 0
         inter += (pred & (y > 0.5)).sum()
@@ -263,19 +266,6 @@ def fit(
 
 
 @dataclass
-class _Training:
-    """What one run trains: net, loss, optimiser, schedule, scaler, generator, weight average."""
-
-    model: torch.nn.Module
-    loss_fn: object
-    opt: torch.optim.Optimizer
-    sched: object
-    scaler: object
-    gen: torch.Generator
-    swa: object = None
-
-
-@dataclass
 class _Data:
     """The run's resident images and masks, train and val indices, val images, datasets."""
 
@@ -288,7 +278,7 @@ class _Data:
     described: list
 
 
-def _build(cfg: RunConfig, rt: Runtime) -> _Training:
+def _build(cfg: RunConfig, rt: Runtime) -> TrainState:
     """Net, loss, optimiser, schedule, scaler and generator, seeded by ``cfg.seed``."""
     torch.manual_seed(cfg.seed)
     pretrained = cfg.net in models.PRETRAINED
@@ -299,7 +289,7 @@ def _build(cfg: RunConfig, rt: Runtime) -> _Training:
     sched = scheduler(cfg, opt)
     scaler = rt.scaler()
     gen = torch.Generator().manual_seed(cfg.seed)
-    return _Training(model, loss_fn, opt, sched, scaler, gen)
+    return TrainState(model, loss_fn, opt, sched, scaler, gen)
 
 
 def _training_data(cfg: RunConfig, data, split, rt: Runtime) -> _Data:
@@ -337,12 +327,11 @@ def _write_config(out_dir: Path, cfg: RunConfig, rt: Runtime, described, data, s
     )
 
 
-def _epoch(rt: Runtime, t: _Training, cfg: RunConfig, data, d: _Data, norm, epoch: int) -> tuple:
+def _epoch(rt: Runtime, t: TrainState, cfg: RunConfig, data, d: _Data, norm, epoch: int) -> tuple:
     """Train, validate, step the schedule: (the epoch's history row, the val IoU that chooses)."""
     t0 = time.perf_counter()
     row = {"epoch": epoch + 1}
-    row |= train_epoch(rt, t.model, t.loss_fn, t.opt, t.scaler, (d.images, d.masks, d.tr), norm,
-                       cfg, t.gen)  # fmt: skip
+    row |= train_epoch(rt, t, (d.images, d.masks, d.tr), norm, cfg)
     val = evaluate(t.model, t.loss_fn, rt, d.val_images, d.val_masks, norm)
     row["val_loss"] = val["loss"]
     row |= {f"val_{k}": val[k].mean().item() for k in ("iou", "dice", "score")}
@@ -366,7 +355,7 @@ class _Saver:
         """Whether to write now: after the last epoch always, else as :func:`save_due` says."""
         return last_epoch or save_due(time.perf_counter() - self.saved_at, self.save_s, self.share)
 
-    def save(self, t: _Training, history: list, best: float, epoch: int) -> None:
+    def save(self, t: TrainState, history: list, best: float, epoch: int) -> None:
         """Write the waiting best (if any) and ``last.pt``, timing the writing."""
         t_save = time.perf_counter()
         if self.best_ckpt is not None:
