@@ -23,6 +23,7 @@ from seglib.data.ph2 import data_missing, resolve_data
 from seglib.engine.evaluate import evaluate_checkpoint
 from seglib.engine.failures import GridFailed, RunFailed
 from seglib.engine.guard import LABELS, ConfigMismatch, check_config, split_identity
+from seglib.engine.options import FitOptions
 from seglib.engine.train import RunConfig, fit
 from seglib.runtime import runtime
 
@@ -312,7 +313,8 @@ def _fit_or_fail(cfg: RunConfig, data, run_dir: Path, device, quiet, tta, precis
     """One run in this process: its test results, or ``{"failed": RunFailed}`` on a NaN/inf loss."""
     split = split_of(data, seed=cfg.split_seed, fractions=cfg.split_fractions)
     try:
-        return fit(cfg, data, split, run_dir, device, quiet, tta, precision=precision)
+        opts = FitOptions(device=device, precision=precision, tta=tta, quiet=quiet)
+        return fit(cfg, data, split, run_dir, opts)
     except RunFailed as e:
         print(f"warning: {e}", file=sys.stderr, flush=True)
         return {"failed": e}

@@ -24,6 +24,7 @@ from seglib.data import multi
 from seglib.data.identity import identity
 from seglib.engine import checkpoint, failures
 from seglib.engine.evaluate import batches, evaluate, evaluate_checkpoint, prepare
+from seglib.engine.options import FitOptions
 from seglib.engine.state import TrainState
 from seglib.runtime import Runtime, runtime
 
@@ -204,33 +205,20 @@ def norm_stats(images: torch.Tensor) -> torch.Tensor:
 
 
 @failures.guarded  # holds the run folder's lock; clears failed.json when done
-def fit(
-    cfg: RunConfig,
-    data,
-    split,
-    out_dir: Path,
-    device: str = "auto",
-    quiet: bool = False,
-    tta: bool = True,
-    precision: str = "auto",
-    save_share: float | None | str = "auto",
-):
+def fit(cfg: RunConfig, data, split, out_dir: Path, options: FitOptions | None = None):
     """Train one run and return its test metrics dict (also written to ``test.json``).
 
     Args:
         cfg: the run's config. data: a ``PH2Data`` (uint8 images, 0/1 masks) at ``cfg.size``.
         split: (train, val, test) index arrays. out_dir: the run folder (resumed if present).
-        device: "auto", "cpu", "cuda" or any torch device string. quiet: no progress bar.
-        tta: test with test-time augmentation (see :func:`evaluate_checkpoint`).
-        precision: "auto", "fp32", "bf16" or "fp16" (:func:`seglib.runtime.choose_precision`).
-        save_share: how often ``last.pt`` is written (:func:`save_due`): None every epoch, a
-            number the most of the time writing may take; "auto": every epoch on a CPU,
-            :data:`GPU_SAVE_SHARE` elsewhere. The last epoch is always written.
+        options: device, precision, test-time augmentation, progress bar and how often
+            ``last.pt`` is written (:class:`seglib.engine.options.FitOptions`; None: its defaults).
     """
+    o = options or FitOptions()
     out_dir = Path(out_dir)
     if (finished := store.read_json(out_dir / "test.json")) is not None:
         return finished
-    rt = runtime(device, precision)
+    rt = runtime(o.device, o.precision)
     t = _build(cfg, rt)
     d = _training_data(cfg, data, split, rt)
     norm = _input_norm(cfg, data, d.tr, t.model, rt)
@@ -241,9 +229,9 @@ def fit(
     if rt.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(rt.device)
 
-    saver = _Saver(out_dir, save_share, rt)
+    saver = _Saver(out_dir, o.save_share, rt)
     bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=out_dir.name,
-               disable=quiet, leave=True, dynamic_ncols=True)  # fmt: skip
+               disable=o.quiet, leave=True, dynamic_ncols=True)  # fmt: skip
     for epoch in bar:
         row, chosen_by = _epoch(rt, t, cfg, data, d, norm, epoch)
         failures.check_finite(out_dir, epoch + 1, row)  # NaN/inf: RunFailed, last.pt kept
@@ -260,7 +248,7 @@ def fit(
         final = t.swa.module if t.swa is not None else t.model  # (saved again on a resumed finish)
         checkpoint.save(out_dir / "best.pt", snapshot(final, cfg, norm, len(history), d.described))
     return evaluate_checkpoint(
-        out_dir, data, split, device=device, tta=tta, quiet=quiet, precision=precision,
+        out_dir, data, split, device=o.device, tta=o.tta, quiet=o.quiet, precision=o.precision,
         extra=_speed(rt, len(d.tr), history),
     )  # fmt: skip
 

@@ -16,6 +16,7 @@ from seglib.augment.strong import (
 )
 from seglib.data.ph2 import load_ph2, split_indices
 from seglib.engine import grid
+from seglib.engine.options import FitOptions
 from seglib.engine.train import RunConfig, fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -201,7 +202,9 @@ def test_fit_passes_each_modes_patch_amplitude(synth_tree, cache, tmp_path, monk
     monkeypatch.setattr(strong, "random_geometry", spy)
     data = load_ph2(synth_tree, size=32, progress=False)
     cfg = RunConfig(size=32, width=4, depth=3, epochs=2, batch_size=2, augment=augment)
-    res = fit(cfg, data, split_indices(len(data)), tmp_path / "run", quiet=True, tta=False)
+    res = fit(
+        cfg, data, split_indices(len(data)), tmp_path / "run", FitOptions(quiet=True, tta=False)
+    )
     assert seen and set(seen) == {amplitude}
     assert 0.0 <= res["iou"] <= 1.0 and res["iou_per_image"]
 
@@ -227,7 +230,7 @@ def test_mixed_augments_half_the_batches_strongly(synth_tree, cache, tmp_path, m
     monkeypatch.setattr(train, "augment", basic)
     data = load_ph2(synth_tree, size=32, progress=False)
     cfg = RunConfig(size=32, width=2, depth=3, epochs=20, batch_size=1, augment="mixed")
-    fit(cfg, data, split_indices(len(data)), tmp_path / "run", quiet=True, tta=False)
+    fit(cfg, data, split_indices(len(data)), tmp_path / "run", FitOptions(quiet=True, tta=False))
     n = calls["strong"] + calls["basic"]
     assert n == 20 * len(split_indices(len(data))[0])  # every batch augmented exactly once
     assert 0.25 * n <= calls["strong"] <= 0.75 * n
