@@ -250,13 +250,14 @@ def test_shipped_weights_on_real_ph2_test_images(tmp_path):
     (768 x 560 BMPs): the masks match the experts' (mean IoU > 0.8; the README reports 0.91)."""
     from seglib.data import fetch
     from seglib.data.ph2 import split_indices
+    from seglib.infer.options import InferenceOptions
     from seglib.infer.predict import DEFAULT_WEIGHTS, predict_files
 
     images_dir = fetch.find_images_dir(fetch.extract_cached(REAL_ARCHIVE))
     cases = sorted(p for p in images_dir.iterdir() if fetch.is_case_dir(p))
     test = [cases[i] for i in split_indices(len(cases), seed=0)[2][:5]]
     paths = [c / f"{c.name}_Dermoscopic_Image" / f"{c.name}.bmp" for c in test]
-    predict_files(DEFAULT_WEIGHTS, paths, tmp_path, tta=False)
+    predict_files(DEFAULT_WEIGHTS, paths, tmp_path, InferenceOptions(tta=False))
     ious = []
     for c in test:
         with Image.open(c / f"{c.name}_lesion" / f"{c.name}_lesion.bmp") as im:
