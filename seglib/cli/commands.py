@@ -55,6 +55,22 @@ def inference_options(a):
     )
 
 
+def grid_options(a):
+    """``run``'s :class:`seglib.engine.options.GridOptions` from its arguments ``a``."""
+    from seglib.engine.options import GridOptions
+
+    return GridOptions(
+        device=a.device,
+        precision=a.precision,
+        tta=not a.no_tta,
+        quiet=a.quiet or None,
+        jobs=a.jobs,
+        threads=a.threads,
+        executor=a.executor,
+        ray_address=a.ray_address,
+    )
+
+
 def cmd_run(a) -> None:
     from seglib.engine import grid
 
@@ -62,18 +78,7 @@ def cmd_run(a) -> None:
     a.out = a.out or default_out(a.preset)
     failed = None
     try:
-        grid.run_grid(
-            cfgs,
-            a.out,
-            device=a.device,
-            quiet=a.quiet or None,
-            tta=not a.no_tta,
-            precision=a.precision,
-            jobs=a.jobs,
-            threads=a.threads,
-            executor=a.executor,
-            ray_address=a.ray_address,
-        )
+        grid.run_grid(cfgs, a.out, grid_options(a))
     except grid.GridFailed as e:  # report the runs that finished, then exit 2
         failed = e
     if not a.no_report:

@@ -1,4 +1,5 @@
-"""How one training run runs, apart from what it trains: :class:`FitOptions`."""
+"""How training runs run, apart from what they train (not saved in ``config.json``): one run's
+:class:`FitOptions`, a grid's :class:`GridOptions`."""
 
 from __future__ import annotations
 
@@ -22,3 +23,28 @@ class FitOptions:
     tta: bool = True
     quiet: bool = False
     save_share: float | None | str = "auto"
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """How :func:`seglib.engine.grid.run_grid` runs its runs.
+
+    device, precision, tta: as in :class:`FitOptions`. quiet: no progress bars (None: when the
+    ``CI`` environment variable is set). jobs: runs side by side (a number, or "auto":
+    :func:`seglib.engine.grid.auto_jobs`). threads: each run's threads (None: the free cores
+    split evenly, :func:`seglib.environ.choose_threads`). executor: "local" worker processes or
+    "ray" tasks, on the cluster at ``ray_address`` (None: a local Ray).
+    """
+
+    device: str = "auto"
+    precision: str = "auto"
+    tta: bool = True
+    quiet: bool | None = None
+    jobs: int | str = 1
+    threads: int | None = None
+    executor: str = "local"
+    ray_address: str | None = None
+
+    def fit_options(self, quiet: bool) -> FitOptions:
+        """One run's :class:`FitOptions` in this grid (``quiet`` already decided)."""
+        return FitOptions(device=self.device, precision=self.precision, tta=self.tta, quiet=quiet)

@@ -161,7 +161,7 @@ def test_grid_goes_on_after_a_failed_run(tiny_data, tmp_path, capsys):
     _, _, root = tiny_data
     cfgs = [tiny_config(root, epochs=1, lr=1e30), tiny_config(root, epochs=1, loss="dice")]
     with pytest.raises(GridFailed) as err:
-        grid.run_grid(cfgs, tmp_path, quiet=True, tta=False)
+        grid.run_grid(cfgs, tmp_path, grid.GridOptions(quiet=True, tta=False))
     assert str(err.value).startswith("1 of 2 runs failed: unet_bce_s0 (non-finite loss")
     assert store.read_json(tmp_path / "unet_bce_s0" / FAILED)["epoch"] == 1
     assert store.read_json(tmp_path / "unet_dice_s0" / "test.json")["iou"] >= 0

@@ -47,7 +47,7 @@ def trained(tmp_path_factory):
             cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce",), epochs=8, batch_size=2, lr=0.01,
                                       size=32, width=4, data=str(root),
                                       split_fractions=[0.5, 0.25, 0.25])  # fmt: skip
-            grid.run_grid(cfgs, tmp / layout, device="cpu", quiet=True)
+            grid.run_grid(cfgs, tmp / layout, grid.GridOptions(device="cpu", quiet=True))
             out[layout] = (root, tmp / layout)
         yield out
     finally:
