@@ -113,6 +113,7 @@ from seglib.data.ph2 import load_dataset, split_indices
 from seglib.data.synth import make_synthetic_ph2
 from seglib.engine import grid, train
 from seglib.engine.failures import RunFailed
+from seglib.engine.options import FitOptions
 
 TINY = {"size": 32, "width": 4, "depth": 2, "epochs": 2, "batch_size": 4}
 
@@ -246,7 +247,8 @@ def train_grid(a, data, cfgs, rows) -> dict:
         signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, max(left(a), 0.01))
         try:
-            res = train.fit(cfg, data, split, run_dir, device=a.device, quiet=True, precision=a.precision)  # fmt: skip
+            opts = FitOptions(device=a.device, precision=a.precision, quiet=True)
+            res = train.fit(cfg, data, split, run_dir, opts)
         except OutOfTime:
             k = len(store.read_json(run_dir / "history.json", []) or [])
             log["stopped"] = {"run": name, "epochs_done": k, "epochs": cfg.epochs}

@@ -12,6 +12,7 @@ under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (and CUDA fp16/bf16), and 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -138,17 +139,28 @@ def _local_normalise(x: Tensor, kernel: Tensor, c: float) -> Tensor:
     return (x - mu) / (var.sqrt() + c)
 
 
+@dataclass(frozen=True)
+class CorrelationParams:
+    """The hyperparameters of :func:`correlation_loss`, the paper's defaults.
+
+    window: odd Gaussian window size. sigma: its std. beta: hard-pixel threshold as a fraction
+    of the per-image max error. c: stabilising constant of the normalisation. bce_weight: weight
+    of the plain BCE term. weight: weight of the structural term. eps: guards ``sum(f) = 0`` (a
+    perfect prediction, e = 0 everywhere).
+    """
+
+    window: int = 3
+    sigma: float = 1.5
+    beta: float = 0.1
+    c: float = 0.01
+    bce_weight: float = 1.0
+    weight: float = 1.0
+    eps: float = 1e-6
+
+
 @_float32
 def correlation_loss(
-    logits: Tensor,
-    target: Tensor,
-    window: int = 3,
-    sigma: float = 1.5,
-    beta: float = 0.1,
-    c: float = 0.01,
-    bce_weight: float = 1.0,
-    weight: float = 1.0,
-    eps: float = 1e-6,
+    logits: Tensor, target: Tensor, params: CorrelationParams = CorrelationParams()
 ) -> Tensor:
     """Correlation maximised structural similarity loss (CMSS / SSL), combined with BCE.
 
@@ -169,22 +181,20 @@ def correlation_loss(
     Replicate padding avoids false structure at the image border.
 
     Args:
-        window: odd Gaussian window size. sigma: its std. beta: hard-pixel threshold as a
-            fraction of the per-image max error. c: stabilising constant of the normalisation.
-        bce_weight: weight of the plain BCE term. weight: weight of the structural term.
-        eps: guards ``sum(f) = 0`` (a perfect prediction, e = 0 everywhere).
+        params: window, sigma, beta, c, the two weights and eps (:class:`CorrelationParams`).
     Shape: logits, target (B, C, H, W) -> scalar (C = 1 here).
     Reference: Zhao et al. 2019, "Correlation Maximized Structural Similarity Loss for Semantic
         Segmentation", arXiv:1910.08711.
     """
+    q = params
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     with torch.no_grad():
-        kernel = _gaussian_window(window, sigma, logits.shape[1], logits)
+        kernel = _gaussian_window(q.window, q.sigma, logits.shape[1], logits)
         p = torch.sigmoid(logits)
-        e = (_local_normalise(target, kernel, c) - _local_normalise(p, kernel, c)).abs()
-        f = (e > beta * e.amax(dim=_DIMS, keepdim=True)).float()
-    loss_s = (e * f * bce).sum(_DIMS) / (f.sum(_DIMS) + eps)
-    return bce_weight * bce.mean() + weight * loss_s.mean()
+        e = (_local_normalise(target, kernel, q.c) - _local_normalise(p, kernel, q.c)).abs()
+        f = (e > q.beta * e.amax(dim=_DIMS, keepdim=True)).float()
+    loss_s = (e * f * bce).sum(_DIMS) / (f.sum(_DIMS) + q.eps)
+    return q.bce_weight * bce.mean() + q.weight * loss_s.mean()
 
 
 @_float32
@@ -258,12 +268,12 @@ class CorrelationLoss(nn.Module):
         weight: float = 1.0,
     ):
         super().__init__()
-        self.kw = dict(
+        self.params = CorrelationParams(
             window=window, sigma=sigma, beta=beta, c=c, bce_weight=bce_weight, weight=weight
         )
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return correlation_loss(logits, target, **self.kw)
+        return correlation_loss(logits, target, self.params)
 
 
 class TverskyLoss(nn.Module):

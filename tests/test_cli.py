@@ -195,7 +195,7 @@ def tiny_results(smoke_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("SEGLIB_CACHE", str(smoke_cache))
     out = tmp_path / "results"
     cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce", "dice"), epochs=1)
-    grid.run_grid(cfgs, out, device="cpu", quiet=True)
+    grid.run_grid(cfgs, out, grid.GridOptions(device="cpu", quiet=True))
     return out
 
 

@@ -124,6 +124,27 @@ def test_no_function_over_60_lines():
     assert not long
 
 
+FUNCTION_PARAMETERS = 8
+
+
+def _parameters(args: ast.arguments) -> int:
+    """Positional-only, ordinary and keyword-only parameters; ``*args`` and ``**kwargs`` one each."""
+    named = len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs)
+    return named + (args.vararg is not None) + (args.kwarg is not None)
+
+
+def test_no_function_over_8_parameters():
+    """Options that travel together are one small frozen dataclass, not a long signature."""
+    wide = sorted(
+        f"{p.relative_to(PACKAGE)}:{node.lineno} {node.name} ({n} parameters)"
+        for p in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        if (n := _parameters(node.args)) > FUNCTION_PARAMETERS
+    )
+    assert not wide
+
+
 def test_no_private_names_imported_across_modules():
     private = sorted(
         f"{p.relative_to(PACKAGE)}: {node.module}.{a.name}"

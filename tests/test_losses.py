@@ -231,10 +231,14 @@ def test_correlation_matches_a_pixelwise_numpy_reference(beta):
          [[0, 0, 1, 0, 0], [0, 0, 1, 1, 1], [1, 0, 0, 1, 0], [0, 1, 1, 0, 1]]], dtype=torch.float32
     )  # fmt: skip
     want, bce = cmss_reference(z.numpy(), y.numpy(), beta=beta)
-    got = losses.correlation_loss(z[:, None], y[:, None], window=3, beta=beta).item()
+    got = losses.correlation_loss(
+        z[:, None], y[:, None], losses.CorrelationParams(window=3, beta=beta)
+    ).item()
     assert got == pytest.approx(want, rel=1e-5)
     assert abs(want - 2 * bce) > 100 * 1e-5 * want  # the BCE-only variant would fail here
-    lo = losses.correlation_loss(z[:, None], y[:, None], window=3, beta=0.99).item()
+    lo = losses.correlation_loss(
+        z[:, None], y[:, None], losses.CorrelationParams(window=3, beta=0.99)
+    ).item()
     assert lo == pytest.approx(cmss_reference(z.numpy(), y.numpy(), beta=0.99)[0], rel=1e-5)
     assert abs(lo - want) > 1e-3  # the threshold matters on these maps
 

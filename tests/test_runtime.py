@@ -12,6 +12,7 @@ import torch
 from seglib import runtime, store
 from seglib.data.ph2 import load_ph2
 from seglib.engine import train
+from seglib.engine.options import FitOptions
 from seglib.environ import threads_per_job
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -99,7 +100,9 @@ def fp16_cpu(monkeypatch):
 def test_fp16_scaler_state_resumes_exactly(tiny, fp16_cpu, tmp_path, monkeypatch):
     cfg, data, split = tiny
     cfg = dataclasses.replace(cfg, batch_size=1)  # 4 steps per epoch
-    whole = train.fit(cfg, data, split, tmp_path / "whole", device="cpu", quiet=True, tta=False)
+    whole = train.fit(
+        cfg, data, split, tmp_path / "whole", FitOptions(device="cpu", quiet=True, tta=False)
+    )
     ref = store.read_json(tmp_path / "whole" / "history.json")
 
     real_save = store.save_torch
@@ -113,12 +116,16 @@ def test_fp16_scaler_state_resumes_exactly(tiny, fp16_cpu, tmp_path, monkeypatch
 
     monkeypatch.setattr(store, "save_torch", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        train.fit(cfg, data, split, tmp_path / "cut", device="cpu", quiet=True, tta=False)
+        train.fit(
+            cfg, data, split, tmp_path / "cut", FitOptions(device="cpu", quiet=True, tta=False)
+        )
     scaler_state = saves[0]["scaler"]
     # 4 steps from 2**14: each step doubles the scale or (overflow) halves it
     assert np.log2(scaler_state["scale"]) in {14 + k for k in (-4, -2, 0, 2, 4)}
     monkeypatch.setattr(store, "save_torch", real_save)
-    resumed = train.fit(cfg, data, split, tmp_path / "cut", device="cpu", quiet=True, tta=False)
+    resumed = train.fit(
+        cfg, data, split, tmp_path / "cut", FitOptions(device="cpu", quiet=True, tta=False)
+    )
     got = store.read_json(tmp_path / "cut" / "history.json")
     drop = {"seconds"}
     assert [{k: v for k, v in r.items() if k not in drop} for r in got] == [
@@ -129,7 +136,7 @@ def test_fp16_scaler_state_resumes_exactly(tiny, fp16_cpu, tmp_path, monkeypatch
 
 def test_run_records_its_runtime(tiny, tmp_path):
     cfg, data, split = tiny
-    result = train.fit(cfg, data, split, tmp_path, device="cpu", quiet=True, tta=False)
+    result = train.fit(cfg, data, split, tmp_path, FitOptions(device="cpu", quiet=True, tta=False))
     saved = store.read_json(tmp_path / "config.json")
     flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").is_file() else []
     native = "avx512_bf16" in flags or "amx_bf16" in flags  # the CPU's own word, not seglib's
@@ -147,7 +154,10 @@ def test_run_records_its_runtime(tiny, tmp_path):
 @pytest.mark.skipif(not runtime.cpu_native_bf16(), reason="this CPU has no native bf16")
 def test_bf16_fits_are_deterministic(tiny, tmp_path):
     cfg, data, split = tiny
-    runs = [train.fit(cfg, data, split, tmp_path / k, "cpu", True, False, "bf16") for k in "ab"]
+    runs = [
+        train.fit(cfg, data, split, tmp_path / k, FitOptions("cpu", "bf16", tta=False, quiet=True))
+        for k in "ab"
+    ]
     hist = [[r["val_loss"] for r in store.read_json(tmp_path / k / "history.json")] for k in "ab"]
     assert hist[0] == hist[1]
     assert runs[0]["iou_per_image"] == runs[1]["iou_per_image"]

@@ -15,6 +15,7 @@ transforms draw from the global RNG one sample at a time. The geometry uses torc
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -108,19 +109,33 @@ def affine(
     return img, ((out[:, 3:4] > 0.5) & (alpha >= 0.5)).to(y.dtype)
 
 
+@dataclass(frozen=True)
+class GeometryParams:
+    """The draws of :func:`random_geometry`: zoom, aspect and the fill of uncovered pixels.
+
+    p_small: probability of the small-lesion zoom. small: the lesion's frame fraction then
+    (log-uniform). scale: the content scale otherwise (log-uniform). aspect: the most x/y scale
+    ratio. noise: the fill's low-frequency variation. feather: the blend into the fill
+    (:func:`affine`). patches: the fill's blotch amplitude (0: none).
+    """
+
+    p_small: float = 0.3
+    small: tuple[float, float] = (0.005, 0.04)
+    scale: tuple[float, float] = (0.6, 1.3)
+    aspect: float = 2.0
+    noise: float = 0.04
+    feather: float = 0.5
+    patches: float = 0.0
+
+
 def random_geometry(
     img: torch.Tensor,
     y: torch.Tensor,
     gen: torch.Generator,
-    p_small: float = 0.3,
-    small: tuple[float, float] = (0.005, 0.04),
-    scale: tuple[float, float] = (0.6, 1.3),
-    aspect: float = 2.0,
-    noise: float = 0.04,
-    feather: float = 0.5,
-    patches: float = 0.0,
+    geometry: GeometryParams = GeometryParams(),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random zoom, aspect change and position, the same for image and mask.
+    """Random zoom, aspect change and position, the same for image and mask (``geometry``'s
+    fields in backticks below).
 
     With probability ``p_small`` the content shrinks so the lesion covers a log-uniform fraction
     in ``small`` of the frame (the small lesions PH2 lacks; only lesions that do not touch the
@@ -133,6 +148,8 @@ def random_geometry(
     ``a`` uniform in [0, ``patches``] per image, the field's cells 1/8, 1/16 or 1/32 of the frame),
     as on freckled or unevenly lit skin around a small lesion.
     """
+    g = geometry
+    small, scale = g.small, g.scale
     b, _, h, w = img.shape
     frac = y.float().mean(dim=(1, 2, 3)).clamp_min(1e-4)
     r = torch.rand(b, 5, generator=gen)
@@ -141,17 +158,17 @@ def random_geometry(
     s_any = (math.log(scale[0]) + r[:, 2] * math.log(scale[1] / scale[0])).exp()
     edge = torch.cat([y[..., 0, :], y[..., -1, :], y[..., :, 0], y[..., :, -1]], -1)
     whole = edge.flatten(1).amax(1) < 0.5  # a lesion cut by the frame would shrink to a box
-    s = torch.where((r[:, 0] < p_small) & (frac > small[1]) & whole, s_small, s_any)
-    a = ((2 * r[:, 3] - 1) * math.log(aspect)).exp().sqrt()
+    s = torch.where((r[:, 0] < g.p_small) & (frac > small[1]) & whole, s_small, s_any)
+    a = ((2 * r[:, 3] - 1) * math.log(g.aspect)).exp().sqrt()
     sx, sy = s * a, s / a
     room = torch.stack([(1 - sx).abs(), (1 - sy).abs()], 1)
     shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * room
-    fill = background_colour(img, y) + noise * _smooth(gen, b, 3, h, w)
-    if patches > 0:
+    fill = background_colour(img, y) + g.noise * _smooth(gen, b, 3, h, w)
+    if g.patches > 0:
         cells = (8, 16, 32)[int(torch.randint(3, (), generator=gen))]
-        gain = _u(gen, b, 1, 1, 1, hi=patches) * _smooth(gen, b, 1, h, w, cells=cells)
+        gain = _u(gen, b, 1, 1, 1, hi=g.patches) * _smooth(gen, b, 1, h, w, cells=cells)
         fill = fill * (1 + gain)
-    return affine(img, y, sx, sy, shift, fill, feather)
+    return affine(img, y, sx, sy, shift, fill, g.feather)
 
 
 def paste_discs(
@@ -274,7 +291,7 @@ def augment_strong(
     mean, std = norm[0].cpu().float(), norm[1].cpu().float()
     img = (x.detach().cpu().float() * std + mean).clamp(0, 1)
     m = y.detach().cpu().float()
-    img, m = random_geometry(img, m, gen, patches=patches)
+    img, m = random_geometry(img, m, gen, geometry=GeometryParams(patches=patches))
     img, m = paste_discs(img, m, gen)
     img = draw_hair(img, gen)
     img, m = fov_border(img, m, gen)

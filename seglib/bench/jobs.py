@@ -15,6 +15,7 @@ import time
 import torch
 
 from seglib.engine import grid
+from seglib.engine.options import GridOptions
 
 
 def section_grid(a, net: str) -> None:
@@ -30,9 +31,10 @@ def section_grid(a, net: str) -> None:
         for jobs in (1, 2) if r % 2 == 0 else (2, 1):
             with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
                 t0 = time.perf_counter()
-                grid.run_grid(
-                    cfgs, tmp, device=a.device, quiet=True, tta=False, jobs=jobs, threads=a.threads
+                opts = GridOptions(
+                    device=a.device, tta=False, quiet=True, jobs=jobs, threads=a.threads
                 )
+                grid.run_grid(cfgs, tmp, opts)
                 times[jobs].append(time.perf_counter() - t0)
             torch.set_num_threads(threads)  # --jobs 1 may have set it
     t1, t2 = (statistics.median(times[j]) for j in (1, 2))

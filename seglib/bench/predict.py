@@ -37,7 +37,7 @@ def predict_today(weights: Path, paths: list[Path], out: Path) -> None:
 def predict_fast(weights: Path, paths: list[Path], out: Path, rt: Runtime | None = None) -> None:
     """``predict_files``, the code behind ``python -m seglib predict`` (in its own runtime
     choice, or in ``rt`` for the variants)."""
-    predict_module.predict_files(weights, paths, out, device="cpu", rt=rt)
+    predict_module.predict_files(weights, paths, out, rt=rt)
 
 
 def predict_ways(a, weights: Path) -> dict:

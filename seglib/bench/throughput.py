@@ -68,6 +68,7 @@ from seglib.bench import jobs
 from seglib.bench.sidebyside import section_side
 from seglib.data.ph2 import resolve_data
 from seglib.engine import grid, train
+from seglib.engine.options import FitOptions
 from seglib.environ import cores
 from seglib.infer import predict as predict_module
 from seglib.runtime import choose_precision, cpu_native_bf16, runtime
@@ -126,7 +127,9 @@ def run_fit(net, data, split, a, augment=False, precision="auto"):
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         run = Path(tmp) / "run"
         t0 = time.time()
-        train.fit(cfg, data, split, run, device=a.device, quiet=True, precision=precision)
+        train.fit(
+            cfg, data, split, run, FitOptions(device=a.device, quiet=True, precision=precision)
+        )
         # history.json is rewritten after each epoch's checkpoint: its mtime marks the end
         # of the epoch loop, before fit's final test evaluation.
         seconds = (run / "history.json").stat().st_mtime - t0

@@ -45,6 +45,32 @@ def run_configs(a) -> list:
     )
 
 
+def inference_options(a):
+    """The :class:`seglib.infer.options.InferenceOptions` of ``predict``, ``score`` and
+    ``robustness`` from their arguments ``a``."""
+    from seglib.infer.options import InferenceOptions
+
+    return InferenceOptions(
+        device=a.device, precision=a.precision, tta=not a.no_tta, pipeline=a.pipeline
+    )
+
+
+def grid_options(a):
+    """``run``'s :class:`seglib.engine.options.GridOptions` from its arguments ``a``."""
+    from seglib.engine.options import GridOptions
+
+    return GridOptions(
+        device=a.device,
+        precision=a.precision,
+        tta=not a.no_tta,
+        quiet=a.quiet or None,
+        jobs=a.jobs,
+        threads=a.threads,
+        executor=a.executor,
+        ray_address=a.ray_address,
+    )
+
+
 def cmd_run(a) -> None:
     from seglib.engine import grid
 
@@ -52,18 +78,7 @@ def cmd_run(a) -> None:
     a.out = a.out or default_out(a.preset)
     failed = None
     try:
-        grid.run_grid(
-            cfgs,
-            a.out,
-            device=a.device,
-            quiet=a.quiet or None,
-            tta=not a.no_tta,
-            precision=a.precision,
-            jobs=a.jobs,
-            threads=a.threads,
-            executor=a.executor,
-            ray_address=a.ray_address,
-        )
+        grid.run_grid(cfgs, a.out, grid_options(a))
     except grid.GridFailed as e:  # report the runs that finished, then exit 2
         failed = e
     if not a.no_report:
@@ -121,25 +136,23 @@ def cmd_predict(a) -> None:
 
     use_cores(a.threads)
     weights = a.weights or DEFAULT_WEIGHTS
-    predict_files(weights, a.images, a.out, device=a.device, tta=not a.no_tta,
-                  overlay=a.overlay, on_written=print, pipeline=a.pipeline,
-                  precision=a.precision)  # fmt: skip
+    predict_files(weights, a.images, a.out, inference_options(a), overlay=a.overlay,
+                  on_written=print)  # fmt: skip
 
 
 def cmd_score(a) -> None:
     from seglib.data.ph2 import data_root
     from seglib.errors import SomeFilesFailed
     from seglib.infer.predict import DEFAULT_WEIGHTS
-    from seglib.infer.score import score, summary_lines, write_csv
+    from seglib.infer.score import ScoreOutputs, score, summary_lines, write_csv
     from seglib.runtime import use_cores
 
     use_cores(a.threads)
     skipped: list[str] = []
     data = data_root(a.data) if a.data in ("download", "download-isic2018") else Path(a.data)
+    outputs = ScoreOutputs(masks=a.masks and Path(a.masks), overlays=a.overlays, worst=a.worst)
     source, rows = score(a.weights or DEFAULT_WEIGHTS, data, split=a.split,
-                         device=a.device, tta=not a.no_tta, overlays=a.overlays, worst=a.worst,
-                         pipeline=a.pipeline, precision=a.precision,
-                         masks=a.masks and Path(a.masks), skipped=skipped,
+                         options=inference_options(a), outputs=outputs, skipped=skipped,
                          log=print)  # fmt: skip
     if rows:  # the good images are scored and written whatever failed beside them
         if a.out:
@@ -188,4 +201,4 @@ def cmd_prepare(a) -> None:
 def cmd_robustness(a) -> None:
     from seglib.robustness.suite import run
 
-    run(a)
+    run(a, inference_options(a))

@@ -23,12 +23,14 @@ from seglib.data.ph2 import data_missing, resolve_data
 from seglib.engine.evaluate import evaluate_checkpoint
 from seglib.engine.failures import GridFailed, RunFailed
 from seglib.engine.guard import LABELS, ConfigMismatch, check_config, split_identity
+from seglib.engine.options import FitOptions, GridOptions
 from seglib.engine.train import RunConfig, fit
 from seglib.runtime import runtime
 
 __all__ = [
     "LABELS",
     "ConfigMismatch",
+    "GridOptions",
     "check_config",
     "configs",
     "retest",
@@ -170,40 +172,31 @@ def plan(cfgs: list[RunConfig], out: Path) -> dict[str, list[RunConfig]]:
     return states
 
 
-def run_grid(
-    cfgs: list[RunConfig],
-    out: Path,
-    device: str = "auto",
-    quiet: bool | None = None,
-    tta: bool = True,
-    precision: str = "auto",
-    jobs: int | str = 1,
-    threads: int | None = None,
-    executor: str = "local",
-    ray_address: str | None = None,
-) -> list[dict]:
+def run_grid(cfgs: list[RunConfig], out: Path, options: GridOptions | None = None) -> list[dict]:
     """Train every config into ``out/<net>_<loss>_s<seed>/`` (resuming) and return test results.
 
-    ``jobs`` > 1 (or "auto", :func:`auto_jobs`) runs that many runs side by side in worker
-    processes with ``threads`` threads each (default: the free cores split evenly,
+    ``options`` (:class:`seglib.engine.options.GridOptions`; None: its defaults): ``jobs`` > 1
+    (or "auto", :func:`auto_jobs`) runs that many runs side by side in worker processes with
+    ``threads`` threads each (default: the free cores split evenly,
     :func:`seglib.environ.choose_threads`; one run at a time gets the free cores);
     ``executor="ray"`` runs them as Ray tasks (on the cluster at ``ray_address``, else a local
     Ray). A failed run (:class:`seglib.engine.failures.RunFailed`, or any error in a worker) does not stop
     the others; :class:`seglib.engine.failures.GridFailed` is raised at the end.
     """
+    o = options or GridOptions()
     out = Path(out)
-    quiet = bool(os.environ.get("CI")) if quiet is None else quiet
-    jobs = _checked_jobs(cfgs, device, jobs, executor)
+    quiet = bool(os.environ.get("CI")) if o.quiet is None else o.quiet
+    jobs = _checked_jobs(cfgs, o.device, o.jobs, o.executor)
     loaded = _loader(quiet)
     for cfg in cfgs:  # refuse before any work is done
         run_dir = out / store.run_name(cfg.net, cfg.loss, cfg.seed)
         check_config(run_dir, cfg, lambda cfg=cfg: split_identity(loaded(cfg), cfg))
     states = plan(cfgs, out)
     todo = [c for c in cfgs if c not in states["finished"]]
-    side_by_side = executor == "ray" or (jobs > 1 and len(todo) > 1)
-    choice = _threads(jobs if side_by_side else 1, threads, side_by_side)
-    rt = runtime(device, precision)
-    print(_header(cfgs, states, executor, jobs, rt, choice), flush=True)
+    side_by_side = o.executor == "ray" or (jobs > 1 and len(todo) > 1)
+    choice = _threads(jobs if side_by_side else 1, o.threads, side_by_side)
+    rt = runtime(o.device, o.precision)
+    print(_header(cfgs, states, o.executor, jobs, rt, choice), flush=True)
     t0 = time.perf_counter()
     for cfg in todo:
         loaded(cfg)
@@ -211,15 +204,13 @@ def run_grid(
         name: store.read_json(out / name / "test.json") for name in _names(states["finished"])
     }
     if side_by_side:
-        tasks = [_task(c, out, device, precision, tta) for c in todo]
-        done = _run_side_by_side(tasks, out, executor, jobs, choice.threads, rt, ray_address, quiet)
+        tasks = [_task(c, out, o) for c in todo]
+        done = _run_side_by_side(tasks, out, o, jobs, choice.threads, rt, quiet)
         for t, r in zip(tasks, done):
             results[t["name"]] = {"failed": RunFailed(**r["failed"])} if "failed" in r else r
     else:
         for cfg, name in zip(todo, _names(todo)):
-            results[name] = _fit_or_fail(
-                cfg, loaded(cfg), out / name, device, quiet, tta, precision
-            )
+            results[name] = _fit_or_fail(cfg, loaded(cfg), out / name, o.fit_options(quiet))
     if quiet:
         print(f"grid: {len(cfgs)} runs in {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
     failed = [r["failed"] for r in results.values() if "failed" in r]
@@ -286,33 +277,33 @@ def _header(cfgs: list[RunConfig], states: dict, executor: str, jobs: int, rt, c
     )
 
 
-def _task(cfg: RunConfig, out: Path, device: str, precision: str, tta: bool) -> dict:
+def _task(cfg: RunConfig, out: Path, o: GridOptions) -> dict:
     """One run as a worker's task (:mod:`seglib.engine.parallel`)."""
     return {
         "name": store.run_name(cfg.net, cfg.loss, cfg.seed),
         "cfg": cfg.to_dict(),
         "out": str(out),
-        "device": device,
-        "precision": precision,
-        "tta": tta,
+        "device": o.device,
+        "precision": o.precision,
+        "tta": o.tta,
     }
 
 
-def _run_side_by_side(tasks, out, executor, jobs, per_run, rt, ray_address, quiet) -> list:
+def _run_side_by_side(tasks, out, o: GridOptions, jobs, per_run, rt, quiet) -> list:
     """Each task's result, the runs side by side: as Ray tasks or in local worker processes."""
     from seglib.engine import parallel
 
-    if executor == "ray":
+    if o.executor == "ray":
         gpus = 1 / jobs if rt.device.type == "cuda" else 0
-        return parallel.run_ray(tasks, out, per_run, gpus, ray_address, quiet)
+        return parallel.run_ray(tasks, out, per_run, gpus, o.ray_address, quiet)
     return parallel.run_local(tasks, out, jobs, per_run, quiet)
 
 
-def _fit_or_fail(cfg: RunConfig, data, run_dir: Path, device, quiet, tta, precision) -> dict:
+def _fit_or_fail(cfg: RunConfig, data, run_dir: Path, options: FitOptions) -> dict:
     """One run in this process: its test results, or ``{"failed": RunFailed}`` on a NaN/inf loss."""
     split = split_of(data, seed=cfg.split_seed, fractions=cfg.split_fractions)
     try:
-        return fit(cfg, data, split, run_dir, device, quiet, tta, precision=precision)
+        return fit(cfg, data, split, run_dir, options)
     except RunFailed as e:
         print(f"warning: {e}", file=sys.stderr, flush=True)
         return {"failed": e}

@@ -24,6 +24,8 @@ from seglib.data import multi
 from seglib.data.identity import identity
 from seglib.engine import checkpoint, failures
 from seglib.engine.evaluate import batches, evaluate, evaluate_checkpoint, prepare
+from seglib.engine.options import FitOptions
+from seglib.engine.state import TrainState
 from seglib.runtime import Runtime, runtime
 
 
@@ -117,18 +119,20 @@ def augment_batch(mode, x, y, gen: torch.Generator, norm):
     return x, y
 
 
-def train_epoch(rt: Runtime, model, loss_fn, opt, scaler, data, norm, cfg, gen) -> dict:
+def train_epoch(rt: Runtime, state: TrainState, data, norm, cfg) -> dict:
     """One pass over the training images ``data = (images, masks, indices)`` in shuffled
-    batches: augment, step. Returns the epoch's mean ``train_loss`` and pooled ``train_iou``."""
+    batches (``state.gen``): augment, step. Returns the epoch's mean ``train_loss`` and pooled
+    ``train_iou``."""
     images, masks, tr = data
-    model.train()
+    s = state
+    s.model.train()
     loss_sum = torch.zeros((), device=rt.device)
     inter = torch.zeros((), device=rt.device)
     union = torch.zeros((), device=rt.device)
-    for idx in batches(len(tr), cfg.batch_size, gen):
+    for idx in batches(len(tr), cfg.batch_size, s.gen):
         x, y = prepare(rt, images, masks, tr[idx], norm)
-        x, y = augment_batch(cfg.augment, x, y, gen, norm)
-        loss, logits = train_step(rt, model, loss_fn, opt, scaler, x, y)
+        x, y = augment_batch(cfg.augment, x, y, s.gen, norm)
+        loss, logits = train_step(rt, s.model, s.loss_fn, s.opt, s.scaler, x, y)
         loss_sum += loss.detach() * len(idx)
         pred = logits.detach() > 0
         inter += (pred & (y > 0.5)).sum()
@@ -201,33 +205,20 @@ def norm_stats(images: torch.Tensor) -> torch.Tensor:
 
 
 @failures.guarded  # holds the run folder's lock; clears failed.json when done
-def fit(
-    cfg: RunConfig,
-    data,
-    split,
-    out_dir: Path,
-    device: str = "auto",
-    quiet: bool = False,
-    tta: bool = True,
-    precision: str = "auto",
-    save_share: float | None | str = "auto",
-):
+def fit(cfg: RunConfig, data, split, out_dir: Path, options: FitOptions | None = None):
     """Train one run and return its test metrics dict (also written to ``test.json``).
 
     Args:
         cfg: the run's config. data: a ``PH2Data`` (uint8 images, 0/1 masks) at ``cfg.size``.
         split: (train, val, test) index arrays. out_dir: the run folder (resumed if present).
-        device: "auto", "cpu", "cuda" or any torch device string. quiet: no progress bar.
-        tta: test with test-time augmentation (see :func:`evaluate_checkpoint`).
-        precision: "auto", "fp32", "bf16" or "fp16" (:func:`seglib.runtime.choose_precision`).
-        save_share: how often ``last.pt`` is written (:func:`save_due`): None every epoch, a
-            number the most of the time writing may take; "auto": every epoch on a CPU,
-            :data:`GPU_SAVE_SHARE` elsewhere. The last epoch is always written.
+        options: device, precision, test-time augmentation, progress bar and how often
+            ``last.pt`` is written (:class:`seglib.engine.options.FitOptions`; None: its defaults).
     """
+    o = options or FitOptions()
     out_dir = Path(out_dir)
     if (finished := store.read_json(out_dir / "test.json")) is not None:
         return finished
-    rt = runtime(device, precision)
+    rt = runtime(o.device, o.precision)
     t = _build(cfg, rt)
     d = _training_data(cfg, data, split, rt)
     norm = _input_norm(cfg, data, d.tr, t.model, rt)
@@ -238,9 +229,9 @@ def fit(
     if rt.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(rt.device)
 
-    saver = _Saver(out_dir, save_share, rt)
+    saver = _Saver(out_dir, o.save_share, rt)
     bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=out_dir.name,
-               disable=quiet, leave=True, dynamic_ncols=True)  # fmt: skip
+               disable=o.quiet, leave=True, dynamic_ncols=True)  # fmt: skip
     for epoch in bar:
         row, chosen_by = _epoch(rt, t, cfg, data, d, norm, epoch)
         failures.check_finite(out_dir, epoch + 1, row)  # NaN/inf: RunFailed, last.pt kept
@@ -257,22 +248,9 @@ def fit(
         final = t.swa.module if t.swa is not None else t.model  # (saved again on a resumed finish)
         checkpoint.save(out_dir / "best.pt", snapshot(final, cfg, norm, len(history), d.described))
     return evaluate_checkpoint(
-        out_dir, data, split, device=device, tta=tta, quiet=quiet, precision=precision,
+        out_dir, data, split, device=o.device, tta=o.tta, quiet=o.quiet, precision=o.precision,
         extra=_speed(rt, len(d.tr), history),
     )  # fmt: skip
-
-
-@dataclass
-class _Training:
-    """What one run trains: net, loss, optimiser, schedule, scaler, generator, weight average."""
-
-    model: torch.nn.Module
-    loss_fn: object
-    opt: torch.optim.Optimizer
-    sched: object
-    scaler: object
-    gen: torch.Generator
-    swa: object = None
 
 
 @dataclass
@@ -288,7 +266,7 @@ class _Data:
     described: list
 
 
-def _build(cfg: RunConfig, rt: Runtime) -> _Training:
+def _build(cfg: RunConfig, rt: Runtime) -> TrainState:
     """Net, loss, optimiser, schedule, scaler and generator, seeded by ``cfg.seed``."""
     torch.manual_seed(cfg.seed)
     pretrained = cfg.net in models.PRETRAINED
@@ -299,7 +277,7 @@ def _build(cfg: RunConfig, rt: Runtime) -> _Training:
     sched = scheduler(cfg, opt)
     scaler = rt.scaler()
     gen = torch.Generator().manual_seed(cfg.seed)
-    return _Training(model, loss_fn, opt, sched, scaler, gen)
+    return TrainState(model, loss_fn, opt, sched, scaler, gen)
 
 
 def _training_data(cfg: RunConfig, data, split, rt: Runtime) -> _Data:
@@ -337,12 +315,11 @@ def _write_config(out_dir: Path, cfg: RunConfig, rt: Runtime, described, data, s
     )
 
 
-def _epoch(rt: Runtime, t: _Training, cfg: RunConfig, data, d: _Data, norm, epoch: int) -> tuple:
+def _epoch(rt: Runtime, t: TrainState, cfg: RunConfig, data, d: _Data, norm, epoch: int) -> tuple:
     """Train, validate, step the schedule: (the epoch's history row, the val IoU that chooses)."""
     t0 = time.perf_counter()
     row = {"epoch": epoch + 1}
-    row |= train_epoch(rt, t.model, t.loss_fn, t.opt, t.scaler, (d.images, d.masks, d.tr), norm,
-                       cfg, t.gen)  # fmt: skip
+    row |= train_epoch(rt, t, (d.images, d.masks, d.tr), norm, cfg)
     val = evaluate(t.model, t.loss_fn, rt, d.val_images, d.val_masks, norm)
     row["val_loss"] = val["loss"]
     row |= {f"val_{k}": val[k].mean().item() for k in ("iou", "dice", "score")}
@@ -366,7 +343,7 @@ class _Saver:
         """Whether to write now: after the last epoch always, else as :func:`save_due` says."""
         return last_epoch or save_due(time.perf_counter() - self.saved_at, self.save_s, self.share)
 
-    def save(self, t: _Training, history: list, best: float, epoch: int) -> None:
+    def save(self, t: TrainState, history: list, best: float, epoch: int) -> None:
         """Write the waiting best (if any) and ``last.pt``, timing the writing."""
         t_save = time.perf_counter()
         if self.best_ckpt is not None:

@@ -52,6 +52,7 @@ def run_one(name: str, cfg: dict, out: str, device: str, precision: str, tta: bo
     from seglib.data.multi import split_of
     from seglib.data.ph2 import resolve_data
     from seglib.engine.failures import RunFailed
+    from seglib.engine.options import FitOptions
     from seglib.engine.train import RunConfig, fit
 
     run_dir = Path(out) / name
@@ -62,9 +63,8 @@ def run_one(name: str, cfg: dict, out: str, device: str, precision: str, tta: bo
             _DATA[key] = resolve_data(config.data, config.size, quiet=True)
         data = _DATA[key]
         split = split_of(data, seed=config.split_seed, fractions=config.split_fractions)
-        result = fit(
-            config, data, split, run_dir, device=device, quiet=True, tta=tta, precision=precision
-        )
+        opts = FitOptions(device=device, precision=precision, tta=tta, quiet=True)
+        result = fit(config, data, split, run_dir, opts)
     except RunFailed as e:  # NaN/inf loss: faults.check_finite wrote failed.json
         return {"failed": {"message": str(e), "run": e.run, "epoch": e.epoch, "reason": e.reason}}
     except Exception:

@@ -24,6 +24,7 @@ from seglib.data.imageio import draw_outline, read_image, upsample_mask, write_p
 from seglib.engine import checkpoint
 from seglib.errors import PH2Error, SomeFilesFailed
 from seglib.infer import postprocess as pipe
+from seglib.infer.options import InferenceOptions
 from seglib.runtime import Runtime, runtime
 
 
@@ -216,12 +217,9 @@ def predict_files(
     weights: Path,
     images: list[Path],
     out: Path,
-    device: str = "cpu",
-    tta: bool = True,
+    options: InferenceOptions | None = None,
     overlay: bool = False,
     on_written=None,
-    pipeline: str | None = None,
-    precision: str = "auto",
     rt: Runtime | None = None,
 ) -> list[Path]:
     """Write ``<out>/<stem>_mask.png`` (0/255, the upright input's resolution) for every image,
@@ -231,17 +229,18 @@ def predict_files(
     then every readable image is processed, each file written atomically (temp file + rename),
     and the unreadable ones are reported together at the end (:class:`PredictFailed`, exit 1);
     ``out`` is made with the first mask, so no empty folder is left when every image is bad.
-    ``on_written(path)`` is called after each file is written. ``pipeline``: as in
-    :func:`predict_mask` (default: the checkpoint's); ``precision``: as in training
-    (:func:`seglib.runtime.runtime`), or ``rt``: a runtime to use instead (the benchmark's
-    variants). The next images are decoded, and each mask written, in background threads while
-    the net runs."""
+    ``on_written(path)`` is called after each file is written. ``options``: device, precision,
+    test-time augmentation and pipeline (:class:`seglib.infer.options.InferenceOptions`; None:
+    its defaults), or ``rt``: a runtime to use instead of the device and precision (the
+    benchmark's variants). The next images are decoded, and each mask written, in background
+    threads while the net runs."""
+    o = options or InferenceOptions()
     images = [Path(p) for p in images]
     out = Path(out)
     _check_outputs(images, out)
-    rt = rt or runtime(device, precision)
+    rt = rt or runtime(o.device, o.precision)
     model, cfg, norm = load_model(weights, rt)
-    pipe.resolve(pipeline, cfg)  # an unknown name fails before anything is written
+    pipe.resolve(o.pipeline, cfg)  # an unknown name fails before anything is written
     written, bad = [], []
 
     def done(job: Future) -> None:  # in order, in this thread; a failed write raises here
@@ -258,8 +257,8 @@ def predict_files(
             except PH2Error as e:
                 bad.append(str(e))
                 continue
-            mask = predict_mask(model, cfg, norm, image, tta=tta, out_size=full,
-                                pipeline=pipeline, rt=rt)  # fmt: skip
+            mask = predict_mask(model, cfg, norm, image, tta=o.tta, out_size=full,
+                                pipeline=o.pipeline, rt=rt)  # fmt: skip
             if job is not None:
                 done(job)  # the previous image's files, written while this one was predicted
             job = writer.submit(_write_outputs, out, path.stem, image, mask, overlay)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from seglib.data.overlay import draw_overlay
 from seglib.data.ph2 import case_dirs, case_of, is_ph2, split_indices
 from seglib.errors import FolderError, PH2Error
 from seglib.infer import isic
+from seglib.infer.options import InferenceOptions
 from seglib.infer.predict import load_model, predict_mask, prefetch
 from seglib.runtime import runtime
 
@@ -123,57 +125,62 @@ def split_pairs(pairs: list[folder.Pair], split: str, cfg: dict) -> list[folder.
     return [pairs[i] for i in parts[SPLITS.index(split) - 1]]
 
 
+@dataclass(frozen=True)
+class ScoreOutputs:
+    """What :func:`score` writes beside its rows: each predicted mask to ``masks`` as
+    ``<name>_mask.png`` (0/255, atomically, as ``predict`` writes it); overlays of the ``worst``
+    images by IoU to ``overlays/<rank>_<name>.png``. None and 0: nothing."""
+
+    masks: Path | None = None
+    overlays: Path | None = None
+    worst: int = 0
+
+
 def score(
     weights: Path,
     data: Path,
     *,
     split: str = "all",
-    device: str = "cpu",
-    tta: bool = True,
-    overlays: Path | None = None,
-    worst: int = 0,
-    pipeline: str | None = None,
-    precision: str = "auto",
-    masks: Path | None = None,
+    options: InferenceOptions | None = None,
+    outputs: ScoreOutputs | None = None,
     skipped: list[str] | None = None,
     log=None,
 ) -> tuple[str, list[dict]]:
     """Predict and score every image of ``data`` (or of one split of it: the checkpoint's
     ``split_seed`` and fractions, as in training); return ``(dataset name, rows)``, one row per
-    image with the ``COLUMNS`` keys. With ``overlays`` and ``worst``, write overlays of the
-    ``worst`` images by IoU to ``overlays/<rank>_<name>.png``. ``pipeline``: as in
-    :func:`seglib.infer.predict.predict_mask` (default: the checkpoint's); ``precision``: as in
-    training (:func:`seglib.runtime.runtime`). With ``masks``, each predicted mask is written
-    there as ``<name>_mask.png`` (0/255, atomically), as ``predict`` writes it. Images and masks
-    are read a few ahead in a background thread.
+    image with the ``COLUMNS`` keys. ``options``: device, precision, test-time augmentation and
+    pipeline (:class:`seglib.infer.options.InferenceOptions`; None: its defaults). ``outputs``:
+    masks and worst-image overlays to write (:class:`ScoreOutputs`; None: none). Images and
+    masks are read a few ahead in a background thread.
 
     Bad files: with a ``skipped`` list, a case whose image or mask is missing, unreadable or of
     another size is left out (no row, no mask) and its message (the file, what is wrong, what to
     do) appended to ``skipped``; without one, the first such case raises. ``log(line)`` is told
     the dataset's layout before scoring."""
+    o, w = options or InferenceOptions(), outputs or ScoreOutputs()
     if split not in SPLITS:
         raise ValueError(f"--split {split}: choose from {', '.join(SPLITS)}")
-    rt = runtime(device, precision)
+    rt = runtime(o.device, o.precision)
     model, cfg, norm = load_model(weights, rt)
     source, pairs, layout = find_dataset(data, partial=skipped is not None)
     if split != "all":
         pairs = split_pairs(pairs, split, cfg)
     if log:
         log(f"{source}: {layout}; {len(pairs)} cases ({split})")
-    predict = partial(predict_mask, model, cfg, norm, tta=tta, pipeline=pipeline, rt=rt)
+    predict = partial(predict_mask, model, cfg, norm, tta=o.tta, pipeline=o.pipeline, rt=rt)
     rows, keep = [], {}
     for p, loaded in prefetch(pairs, _read_pair):
         if (read := _read_or_skip(loaded, skipped)) is None:
             continue
         image, gray = read
         pred = predict(image)
-        if masks is not None:
-            write_png(Path(masks) / f"{p.name}_mask.png", pred.astype(np.uint8) * 255)
+        if w.masks is not None:
+            write_png(Path(w.masks) / f"{p.name}_mask.png", pred.astype(np.uint8) * 255)
         rows.append(_row(p, pred, gray))
-        if worst > 0 and overlays is not None:
-            _keep_worst(keep, worst, rows[-1]["iou"], p)
-    if overlays is not None and keep:
-        _write_overlays(keep, Path(overlays), predict)
+        if w.worst > 0 and w.overlays is not None:
+            _keep_worst(keep, w.worst, rows[-1]["iou"], p)
+    if w.overlays is not None and keep:
+        _write_overlays(keep, Path(w.overlays), predict)
     return source, rows
 
 

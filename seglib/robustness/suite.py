@@ -24,6 +24,7 @@ from seglib.augment.strong import PATCHES
 from seglib.data.imageio import read_rgb, read_truth
 from seglib.data.ph2 import split_indices
 from seglib.environ import progress_disabled
+from seglib.infer.options import InferenceOptions
 from seglib.infer.postprocess import name_of
 from seglib.infer.predict import load_model, predict_mask, prefetch
 from seglib.infer.score import dataset_pairs
@@ -81,12 +82,9 @@ def evaluate(
     data: Path,
     split: str = "test",
     kinds=None,
-    tta: bool = True,
-    device: str = "cpu",
+    options: InferenceOptions | None = None,
     seed: int = 0,
     progress: bool | None = None,
-    pipeline: str | None = None,
-    precision: str = "auto",
 ) -> dict:
     """Score ``weights`` on the ``split`` cases of ``data``, clean and under each of ``kinds``
     (default: all of :data:`seglib.robustness.artefacts.KINDS`).
@@ -94,16 +92,17 @@ def evaluate(
     Returns a JSON-ready dict: the settings, ``names``, and ``rows``: one per kind ("clean"
     first) with mean ``iou``/``dice``/``score``, ``drop_iou``/``drop_score`` (clean minus kind;
     positive is worse), ``trained`` (kind imitated by the checkpoint's training augmentation)
-    and the per-image values. ``pipeline``: :mod:`seglib.infer.postprocess` (default: the checkpoint's);
-    ``precision``: as in training (:func:`seglib.runtime.runtime`). Each image and its artefact
-    versions are made a few images ahead in a background thread.
+    and the per-image values. ``options``: device, precision, test-time augmentation and
+    pipeline (:class:`seglib.infer.options.InferenceOptions`; None: its defaults). Each image
+    and its artefact versions are made a few images ahead in a background thread.
     """
+    o = options or InferenceOptions()
     kinds = _known_kinds(kinds)
-    rt = runtime(device, precision)
+    rt = runtime(o.device, o.precision)
     model, cfg, norm = load_model(weights, rt)
-    pipeline = name_of(pipeline, cfg)  # an unknown name fails before any work
+    pipeline = name_of(o.pipeline, cfg)  # an unknown name fails before any work
     cases = checkpoint_cases(weights, cfg, data, split)
-    predict = partial(predict_mask, model, cfg, norm, tta=tta, pipeline=pipeline, rt=rt)
+    predict = partial(predict_mask, model, cfg, norm, tta=o.tta, pipeline=pipeline, rt=rt)
     versions = partial(_versions, kinds=kinds, seed=seed)
     bar = tqdm(total=len(cases), desc=f"robustness {split}", disable=progress_disabled(progress))
     per = _score_cases(cases, versions, predict, ["clean", *kinds], bar)
@@ -114,7 +113,7 @@ def evaluate(
         "data": str(data),
         "split": split,
         "n": len(cases),
-        "tta": tta,
+        "tta": o.tta,
         "pipeline": pipeline,
         "precision": rt.precision,
         "seed": seed,
@@ -212,19 +211,17 @@ def update_card(path: Path, result: dict) -> None:
     path.write_text(f"{head}{begin}\n{markdown(result)}\n{end}{rest.split(end, 1)[1]}")
 
 
-def run(a) -> None:
-    """CLI entry: ``python -m seglib robustness WEIGHTS --data PH2 [--json OUT] ...``."""
+def run(a, options: InferenceOptions) -> None:
+    """CLI entry: ``python -m seglib robustness WEIGHTS --data PH2 [--json OUT] ...``, with the
+    inference options the command line asks for."""
     use_cores(a.threads)
     result = evaluate(
         Path(a.weights),
         Path(a.data),
         split=a.split,
         kinds=a.kinds,
-        tta=not a.no_tta,
-        device=a.device,
+        options=options,
         seed=a.seed,
-        pipeline=a.pipeline,
-        precision=a.precision,
     )
     print(table(result))
     if a.json:

@@ -6,9 +6,17 @@ import pytest
 import torch
 
 from seglib.augment import strong
-from seglib.augment.strong import PATCHES, affine, augment_strong, paste_discs, random_geometry
+from seglib.augment.strong import (
+    PATCHES,
+    GeometryParams,
+    affine,
+    augment_strong,
+    paste_discs,
+    random_geometry,
+)
 from seglib.data.ph2 import load_ph2, split_indices
 from seglib.engine import grid
+from seglib.engine.options import FitOptions
 from seglib.engine.train import RunConfig, fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -54,7 +62,9 @@ def test_image_and_mask_get_the_same_geometry(seed):
     y = blobs(seed=seed)
     img = y.expand(-1, 3, -1, -1).clone()
     g = torch.Generator().manual_seed(seed)
-    out, m = random_geometry(img, y, g, p_small=0.0, scale=(1.05, 1.6), aspect=1.0, noise=0.0)
+    out, m = random_geometry(
+        img, y, g, GeometryParams(p_small=0.0, scale=(1.05, 1.6), aspect=1.0, noise=0.0)
+    )
     assert not torch.equal(m, y)  # it did move
     for c in range(3):
         assert torch.equal((out[:, c : c + 1] > 0.5).float(), m)
@@ -65,7 +75,7 @@ def test_small_lesion_mode_shrinks_the_lesion_into_the_range():
     y[..., 16:48, 16:48] = 1  # 25% of the frame
     img = torch.rand(6, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)
-    _, m = random_geometry(img, y, g, p_small=1.0, small=(0.01, 0.03), aspect=1.0)
+    _, m = random_geometry(img, y, g, GeometryParams(p_small=1.0, small=(0.01, 0.03), aspect=1.0))
     frac = m.mean(dim=(1, 2, 3))
     assert ((frac > 0.005) & (frac < 0.045)).all(), frac  # one-pixel rounding at 64 px
 
@@ -156,7 +166,7 @@ def test_augment_strong_applies_every_part_to_the_batch(monkeypatch):
         real = getattr(strong, name)
 
         def wrapped(*args, **kwargs):
-            calls.append((name, kwargs.get("patches")))
+            calls.append((name, kwargs.get("geometry")))
             return real(*args, **kwargs)
 
         monkeypatch.setattr(strong, name, wrapped)
@@ -173,7 +183,7 @@ def test_augment_strong_applies_every_part_to_the_batch(monkeypatch):
         "fov_border",
         "colour_jitter",
     ]
-    assert calls[0][1] == 0.15  # the patch amplitude reaches the geometry
+    assert calls[0][1].patches == 0.15  # the patch amplitude reaches the geometry
 
 
 @pytest.mark.parametrize(("augment", "amplitude"), [("mixed_patchy_mild", 0.15),
@@ -186,13 +196,15 @@ def test_fit_passes_each_modes_patch_amplitude(synth_tree, cache, tmp_path, monk
     real = strong.random_geometry
 
     def spy(*args, **kwargs):
-        seen.append(kwargs.get("patches"))
+        seen.append(kwargs["geometry"].patches)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(strong, "random_geometry", spy)
     data = load_ph2(synth_tree, size=32, progress=False)
     cfg = RunConfig(size=32, width=4, depth=3, epochs=2, batch_size=2, augment=augment)
-    res = fit(cfg, data, split_indices(len(data)), tmp_path / "run", quiet=True, tta=False)
+    res = fit(
+        cfg, data, split_indices(len(data)), tmp_path / "run", FitOptions(quiet=True, tta=False)
+    )
     assert seen and set(seen) == {amplitude}
     assert 0.0 <= res["iou"] <= 1.0 and res["iou_per_image"]
 
@@ -218,7 +230,7 @@ def test_mixed_augments_half_the_batches_strongly(synth_tree, cache, tmp_path, m
     monkeypatch.setattr(train, "augment", basic)
     data = load_ph2(synth_tree, size=32, progress=False)
     cfg = RunConfig(size=32, width=2, depth=3, epochs=20, batch_size=1, augment="mixed")
-    fit(cfg, data, split_indices(len(data)), tmp_path / "run", quiet=True, tta=False)
+    fit(cfg, data, split_indices(len(data)), tmp_path / "run", FitOptions(quiet=True, tta=False))
     n = calls["strong"] + calls["basic"]
     assert n == 20 * len(split_indices(len(data))[0])  # every batch augmented exactly once
     assert 0.25 * n <= calls["strong"] <= 0.75 * n
@@ -233,9 +245,14 @@ def test_patches_vary_only_the_skin_around_a_zoomed_out_photo():
     y = torch.zeros(4, 1, 64, 64)
     y[..., 16:48, 16:48] = 1
     img = torch.full((4, 3, 64, 64), 0.6)  # one flat colour: any variation is the fill's
-    plain, m0 = random_geometry(img, y, torch.Generator().manual_seed(5), p_small=1.0, noise=0.0)
+    plain, m0 = random_geometry(
+        img, y, torch.Generator().manual_seed(5), GeometryParams(p_small=1.0, noise=0.0)
+    )
     blotchy, m1 = random_geometry(
-        img, y, torch.Generator().manual_seed(5), p_small=1.0, noise=0.0, patches=0.3
+        img,
+        y,
+        torch.Generator().manual_seed(5),
+        GeometryParams(p_small=1.0, noise=0.0, patches=0.3),
     )
     assert torch.equal(m0, m1)
     torch.testing.assert_close(

@@ -14,6 +14,7 @@ from seglib.data import multi
 from seglib.data.ph2 import PH2Data, load_dataset, resolve_data
 from seglib.data.split import split_indices
 from seglib.data.synth import make_synthetic_pairs
+from seglib.engine.options import FitOptions
 from seglib.engine.train import fit
 
 SYN = "synthetic PH2-like data"  # the name of a synth PH2 tree (its marker), never "PH2"
@@ -100,7 +101,7 @@ def test_a_run_on_two_datasets_reports_each(tmp_path, cache, synth_tree):
     split = multi.split_of(data, 0)
     cfg = tiny_config(f"{synth_tree},{isic}", epochs=1, data_weights=[2, 1])
     out = tmp_path / "run"
-    result = fit(cfg, data, split, out, device="cpu", quiet=True, tta=False)
+    result = fit(cfg, data, split, out, FitOptions(device="cpu", quiet=True, tta=False))
     assert result["dataset"] == f"{SYN} + {isic.name}"
     by = result["by_dataset"]
     assert {k: v["n"] for k, v in by.items()} == {SYN: 1, isic.name: 1}

@@ -19,6 +19,7 @@ from seglib import models, store
 from seglib.cli import main
 from seglib.data.synth import synthetic_case
 from seglib.engine import checkpoint
+from seglib.engine.options import FitOptions
 from seglib.engine.train import fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -92,7 +93,9 @@ def test_resume_payload_in_last_pt_never_runs(tiny_data, tmp_path, capsys):
     run.mkdir()
     malicious(run / "last.pt", marker)
     with payload_must_not_run(marker):
-        result = fit(tiny_config(root, epochs=1), data, split, run, quiet=True, tta=False)
+        result = fit(
+            tiny_config(root, epochs=1), data, split, run, FitOptions(quiet=True, tta=False)
+        )
     err = capsys.readouterr().err
     assert f"warning: {run / 'last.pt'}: not a seglib checkpoint" in err
     assert "restarting this run from scratch" in err
@@ -209,12 +212,16 @@ def test_saved_checkpoints_load_weights_only_for_every_schedule(tiny_data, tmp_p
     data, split, root = tiny_data
     for schedule in ("cosine", "plateau", "none"):
         run = tmp_path / schedule
-        fit(tiny_config(root, epochs=1, schedule=schedule), data, split, run, quiet=True)
+        fit(
+            tiny_config(root, epochs=1, schedule=schedule), data, split, run, FitOptions(quiet=True)
+        )
         state = torch.load(run / "last.pt", weights_only=True)
         assert state["gen"].dtype == state["torch_rng"].dtype == torch.uint8
         assert checkpoint.load_checkpoint(run / "best.pt", "model")["seglib_format"] == 1
         (run / "test.json").unlink()  # resume the finished run for one more epoch
-        fit(tiny_config(root, epochs=2, schedule=schedule), data, split, run, quiet=True)
+        fit(
+            tiny_config(root, epochs=2, schedule=schedule), data, split, run, FitOptions(quiet=True)
+        )
         assert [h["epoch"] for h in store.read_json(run / "history.json")] == [1, 2]
 
 
@@ -243,13 +250,14 @@ def test_shipped_weights_on_real_ph2_test_images(tmp_path):
     (768 x 560 BMPs): the masks match the experts' (mean IoU > 0.8; the README reports 0.91)."""
     from seglib.data import fetch
     from seglib.data.ph2 import split_indices
+    from seglib.infer.options import InferenceOptions
     from seglib.infer.predict import DEFAULT_WEIGHTS, predict_files
 
     images_dir = fetch.find_images_dir(fetch.extract_cached(REAL_ARCHIVE))
     cases = sorted(p for p in images_dir.iterdir() if fetch.is_case_dir(p))
     test = [cases[i] for i in split_indices(len(cases), seed=0)[2][:5]]
     paths = [c / f"{c.name}_Dermoscopic_Image" / f"{c.name}.bmp" for c in test]
-    predict_files(DEFAULT_WEIGHTS, paths, tmp_path, tta=False)
+    predict_files(DEFAULT_WEIGHTS, paths, tmp_path, InferenceOptions(tta=False))
     ious = []
     for c in test:
         with Image.open(c / f"{c.name}_lesion" / f"{c.name}_lesion.bmp") as im:

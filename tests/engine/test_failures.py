@@ -20,6 +20,7 @@ from seglib import models, store
 from seglib.cli import main
 from seglib.engine import checkpoint, grid
 from seglib.engine.failures import FAILED, GridFailed, RunFailed
+from seglib.engine.options import FitOptions
 from seglib.engine.runlock import LOCK_NAME, RunLock, RunLocked
 from seglib.engine.train import fit
 
@@ -56,7 +57,7 @@ def test_second_process_is_refused_naming_folder_and_holder(holder, tiny_data):
     proc, run = holder
     data, split, root = tiny_data
     with pytest.raises(RunLocked) as err:
-        fit(tiny_config(root, epochs=1), data, split, run, quiet=True, tta=False)
+        fit(tiny_config(root, epochs=1), data, split, run, FitOptions(quiet=True, tta=False))
     msg = str(err.value)
     assert msg.startswith(f"{run}: in use by process {proc.pid} on {socket.gethostname()}")
     assert str(run / LOCK_NAME) in msg
@@ -80,7 +81,7 @@ def test_stale_lock_of_a_killed_process_is_taken_over(holder, tiny_data):
     proc.wait()  # dead: its lock file stays behind
     assert json.loads((run / LOCK_NAME).read_text())["pid"] == proc.pid
     data, split, root = tiny_data
-    result = fit(tiny_config(root, epochs=1), data, split, run, quiet=True, tta=False)
+    result = fit(tiny_config(root, epochs=1), data, split, run, FitOptions(quiet=True, tta=False))
     assert store.read_json(run / "test.json") == result
     assert not (run / LOCK_NAME).exists()  # released when the run ended
 
@@ -145,7 +146,7 @@ def test_nan_loss_stops_the_run_keeping_the_last_good_checkpoint(
     nan_from_epoch(3)  # 4 train images, batch 4: one step per epoch
     run = tmp_path / "unet_bce_s0"
     with pytest.raises(RunFailed) as err:
-        fit(tiny_config(root, epochs=4), data, split, run, quiet=True, tta=False)
+        fit(tiny_config(root, epochs=4), data, split, run, FitOptions(quiet=True, tta=False))
     assert str(err.value).startswith("unet_bce_s0: non-finite loss (train loss nan")
     assert "at epoch 3" in str(err.value) and "epoch 2) is kept" in str(err.value)
     failed = store.read_json(run / FAILED)
@@ -160,7 +161,7 @@ def test_grid_goes_on_after_a_failed_run(tiny_data, tmp_path, capsys):
     _, _, root = tiny_data
     cfgs = [tiny_config(root, epochs=1, lr=1e30), tiny_config(root, epochs=1, loss="dice")]
     with pytest.raises(GridFailed) as err:
-        grid.run_grid(cfgs, tmp_path, quiet=True, tta=False)
+        grid.run_grid(cfgs, tmp_path, grid.GridOptions(quiet=True, tta=False))
     assert str(err.value).startswith("1 of 2 runs failed: unet_bce_s0 (non-finite loss")
     assert store.read_json(tmp_path / "unet_bce_s0" / FAILED)["epoch"] == 1
     assert store.read_json(tmp_path / "unet_dice_s0" / "test.json")["iou"] >= 0
@@ -182,7 +183,7 @@ def test_failed_json_is_cleared_when_the_run_later_finishes(tiny_data, tmp_path)
     data, split, root = tiny_data
     run = tmp_path / "r"
     store.write_json(run / FAILED, {"epoch": 1, "reason": "non-finite loss"})
-    fit(tiny_config(root, epochs=1), data, split, run, quiet=True, tta=False)
+    fit(tiny_config(root, epochs=1), data, split, run, FitOptions(quiet=True, tta=False))
     assert not (run / FAILED).exists()
 
 
@@ -190,7 +191,7 @@ def test_failed_json_is_cleared_when_the_run_later_finishes(tiny_data, tmp_path)
 def test_corrupt_last_pt_restarts_with_a_warning(tiny_data, tmp_path, capsys, damage):
     data, split, root = tiny_data
     run = tmp_path / "r"
-    fit(tiny_config(root, epochs=1), data, split, run, quiet=True, tta=False)
+    fit(tiny_config(root, epochs=1), data, split, run, FitOptions(quiet=True, tta=False))
     (run / "test.json").unlink()  # make it an unfinished run with a last.pt
     last = run / "last.pt"
     good = last.read_bytes()
@@ -205,7 +206,7 @@ def test_corrupt_last_pt_restarts_with_a_warning(tiny_data, tmp_path, capsys, da
         state["model"] = models.build("unet", width=8, depth=2).state_dict()
         torch.save(state, last)
     capsys.readouterr()
-    fit(tiny_config(root, epochs=2), data, split, run, quiet=True, tta=False)
+    fit(tiny_config(root, epochs=2), data, split, run, FitOptions(quiet=True, tta=False))
     err = capsys.readouterr().err
     assert f"warning: {last}: " in err and "restarting this run from scratch" in err
     assert (run / "last.pt.bad").is_file()

@@ -10,6 +10,7 @@ from helpers import crash_at, model_ckpt, tiny_config
 
 from seglib.cli import parser, run_configs
 from seglib.engine import checkpoint
+from seglib.engine.options import FitOptions
 from seglib.engine.train import fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -19,7 +20,7 @@ def test_run_starts_from_the_init_weights_and_norm(tiny_data, tmp_path):
     data, split, root = tiny_data
     init = model_ckpt(tmp_path / "init.pt", data=str(root))
     cfg = tiny_config(root, seed=5, epochs=1, lr=0.0, weight_decay=0.0, init=str(init))
-    fit(cfg, data, split, tmp_path / "run", quiet=True, tta=False)
+    fit(cfg, data, split, tmp_path / "run", FitOptions(quiet=True, tta=False))
     want = checkpoint.load_checkpoint(init)
     got = checkpoint.load_checkpoint(tmp_path / "run" / "best.pt")
     weights = [k for k in want["model"] if "running_" not in k and "num_batches" not in k]
@@ -38,7 +39,9 @@ def test_init_of_another_width_is_refused_before_anything_is_written(tiny_data, 
         checkpoint.CheckpointError,
         match=r"wide\.pt: cannot start a unet of width 4.*holds a unet of width 8",
     ):
-        fit(tiny_config(root, init=str(init)), data, split, tmp_path / "run", quiet=True)
+        fit(
+            tiny_config(root, init=str(init)), data, split, tmp_path / "run", FitOptions(quiet=True)
+        )
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
 
 
@@ -46,7 +49,9 @@ def test_init_trained_on_another_split_of_the_same_data_is_refused(tiny_data, tm
     data, split, root = tiny_data
     init = model_ckpt(tmp_path / "init.pt", data=str(root), split_seed=1)
     with pytest.raises(checkpoint.CheckpointError, match="val or test images"):
-        fit(tiny_config(root, init=str(init)), data, split, tmp_path / "run", quiet=True)
+        fit(
+            tiny_config(root, init=str(init)), data, split, tmp_path / "run", FitOptions(quiet=True)
+        )
 
 
 def test_cli_records_the_init_as_an_absolute_path(tmp_path, monkeypatch):
@@ -73,7 +78,13 @@ def test_swa_best_pt_is_the_mean_of_the_last_epochs(tiny_data, tmp_path, monkeyp
         real_save(path, obj)
 
     monkeypatch.setattr(checkpoint, "save", spy)
-    fit(tiny_config(root, epochs=3, swa=2), data, split, tmp_path / "run", quiet=True, tta=False)
+    fit(
+        tiny_config(root, epochs=3, swa=2),
+        data,
+        split,
+        tmp_path / "run",
+        FitOptions(quiet=True, tta=False),
+    )
     assert len(saved) == 3
     best = _weights(checkpoint.load_checkpoint(tmp_path / "run" / "best.pt")["model"])
     assert best.keys() == saved[0].keys()
@@ -86,13 +97,13 @@ def test_swa_best_pt_is_the_mean_of_the_last_epochs(tiny_data, tmp_path, monkeyp
 def test_swa_run_resumed_mid_average_ends_as_an_uninterrupted_one(tiny_data, tmp_path, monkeypatch):
     data, split, root = tiny_data
     cfg = tiny_config(root, epochs=3, swa=2)
-    fit(cfg, data, split, tmp_path / "whole", quiet=True, tta=False)
+    fit(cfg, data, split, tmp_path / "whole", FitOptions(quiet=True, tta=False))
 
     undo = crash_at(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, data, split, tmp_path / "cut", quiet=True, tta=False)
+        fit(cfg, data, split, tmp_path / "cut", FitOptions(quiet=True, tta=False))
     undo()
-    fit(cfg, data, split, tmp_path / "cut", quiet=True, tta=False)
+    fit(cfg, data, split, tmp_path / "cut", FitOptions(quiet=True, tta=False))
     a = _weights(checkpoint.load_checkpoint(tmp_path / "whole" / "best.pt")["model"])
     b = _weights(checkpoint.load_checkpoint(tmp_path / "cut" / "best.pt")["model"])
     for k in a:

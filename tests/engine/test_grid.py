@@ -63,7 +63,7 @@ def smoke_grid(smoke_cache, tmp_path_factory):
             mp.setenv("SEGLIB_CACHE", str(smoke_cache))
             cfgs = [c for c in grid.configs("smoke") if (c.net, c.loss) in CELLS]
             results = grid.run_grid(
-                cfgs, out, device="cpu", quiet=True, precision="fp32", threads=1
+                cfgs, out, grid.GridOptions(device="cpu", quiet=True, precision="fp32", threads=1)
             )
     finally:
         torch.set_num_threads(threads)
@@ -211,7 +211,7 @@ def test_rerun_returns_results_without_retraining(smoke_grid, env_cache, monkeyp
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(grid, "fit", no_training)  # the data is still read: its identity is checked
-    again = grid.run_grid(cfgs, out, device="cpu", quiet=True)
+    again = grid.run_grid(cfgs, out, grid.GridOptions(device="cpu", quiet=True))
     assert again == results
     assert snapshot(out) == before
 
@@ -268,7 +268,9 @@ def test_kill_mid_run_then_resume(smoke_cache, env_cache, tmp_path):
 
     # the same config, never interrupted (in this process, also one thread)
     cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce",), epochs=8)
-    (whole,) = grid.run_grid(cfgs, tmp_path / "whole", device="cpu", quiet=True, threads=1)
+    (whole,) = grid.run_grid(
+        cfgs, tmp_path / "whole", grid.GridOptions(device="cpu", quiet=True, threads=1)
+    )
     reference = store.read_json(tmp_path / "whole" / "unet_bce_s0" / "history.json")
     assert without_seconds(final) == without_seconds(reference)
     np.testing.assert_allclose(resumed["iou_per_image"], whole["iou_per_image"], atol=1e-6)
@@ -281,30 +283,34 @@ def test_kill_mid_run_then_resume(smoke_cache, env_cache, tmp_path):
 def test_mismatched_config_is_refused(env_cache, tmp_path):
     out = tmp_path / "out"
     base = {"nets": ("unet",), "losses_": ("bce",), "epochs": 1}
-    grid.run_grid(grid.configs("smoke", **base), out, device="cpu", quiet=True)
+    grid.run_grid(grid.configs("smoke", **base), out, grid.GridOptions(device="cpu", quiet=True))
     run = out / "unet_bce_s0"
     before = snapshot(out)
 
     with pytest.raises(grid.ConfigMismatch) as e:
-        grid.run_grid(grid.configs("smoke", **base | {"lr": 1e-3}), out, quiet=True)
+        grid.run_grid(
+            grid.configs("smoke", **base | {"lr": 1e-3}), out, grid.GridOptions(quiet=True)
+        )
     msg = str(e.value)
     assert str(run) in msg and "lr" in msg and "0.003" in msg and "0.001" in msg
     assert "epochs" not in msg
 
     with pytest.raises(grid.ConfigMismatch, match=r"epochs: saved 1 vs requested 3"):
-        grid.run_grid(grid.configs("smoke", **base | {"epochs": 3}), out, quiet=True)
+        grid.run_grid(
+            grid.configs("smoke", **base | {"epochs": 3}), out, grid.GridOptions(quiet=True)
+        )
 
     # a grid with one new run and one mismatched run is refused before any work is done
     cfgs = grid.configs("smoke", nets=("unet",), losses_=("dice", "bce"), width=16, epochs=1)
     with pytest.raises(grid.ConfigMismatch, match="width"):
-        grid.run_grid(cfgs, out, quiet=True)
+        grid.run_grid(cfgs, out, grid.GridOptions(quiet=True))
     assert not (out / "unet_dice_s0").exists()
     assert snapshot(out) == before
 
     # a label (data / preset name) is not a mismatch: same run, results returned as they are
     relabelled = grid.configs("smoke", **base)
     relabelled[0].preset = "renamed"
-    (result,) = grid.run_grid(relabelled, out, quiet=True)
+    (result,) = grid.run_grid(relabelled, out, grid.GridOptions(quiet=True))
     assert result == store.read_json(run / "test.json")
     assert snapshot(out) == before
 
@@ -409,7 +415,9 @@ def test_cpu_fits_are_deterministic(smoke_grid, env_cache, tmp_path):
     except ``seconds`` and identical test metrics."""
     out, _, _ = smoke_grid
     cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce",))
-    again = grid.run_grid(cfgs, tmp_path / "again", device="cpu", quiet=True, precision="fp32")
+    again = grid.run_grid(
+        cfgs, tmp_path / "again", grid.GridOptions(device="cpu", quiet=True, precision="fp32")
+    )
     for cfg, result in zip(cfgs, again):
         name = store.run_name(cfg.net, cfg.loss, cfg.seed)
         first = store.read_json(out / name / "test.json")
@@ -447,7 +455,7 @@ def test_missing_data_is_an_error_even_when_every_run_is_finished(smoke_grid, tm
     out, cfgs, _ = smoke_grid
     missing = [dataclasses.replace(c, data=str(tmp_path / "nowhere.tar.xz")) for c in cfgs]
     with pytest.raises(FileNotFoundError, match=r"nowhere\.tar\.xz: no such file or folder"):
-        grid.run_grid(missing, out, device="cpu", quiet=True)
+        grid.run_grid(missing, out, grid.GridOptions(device="cpu", quiet=True))
 
 
 def test_a_synthetic_report_is_not_headed_ph2(smoke_grid, tmp_path):

@@ -26,7 +26,7 @@ def finished(tmp_path, cache):
     b = make_synthetic_ph2(tmp_path / "b", n=6, seed=2, shape=(48, 64))
     cfg = tiny_config(a, epochs=1)
     out = tmp_path / "out"
-    grid.run_grid([cfg], out, device="cpu", quiet=True)
+    grid.run_grid([cfg], out, grid.GridOptions(device="cpu", quiet=True))
     return out, cfg, a, b
 
 
@@ -36,7 +36,9 @@ def test_other_data_into_a_finished_folder_is_refused(finished):
     assert saved["name"] == "synthetic PH2-like data" and len(saved["fingerprint"]) == 16
     before = files(out)
     with pytest.raises(grid.ConfigMismatch) as e:
-        grid.run_grid([dataclasses.replace(cfg, data=str(b))], out, device="cpu", quiet=True)
+        grid.run_grid(
+            [dataclasses.replace(cfg, data=str(b))], out, grid.GridOptions(device="cpu", quiet=True)
+        )
     msg = str(e.value)
     assert str(out / "unet_bce_s0") in msg and "holds a run on other data" in msg
     assert saved["fingerprint"] in msg and f"--data {b}" in msg
@@ -48,7 +50,9 @@ def test_the_same_data_from_another_path_is_skipped(finished, tmp_path, capsys):
     out, cfg, a, _ = finished
     copy = tmp_path / "moved"
     shutil.copytree(a, copy)
-    grid.run_grid([dataclasses.replace(cfg, data=str(copy))], out, device="cpu", quiet=True)
+    grid.run_grid(
+        [dataclasses.replace(cfg, data=str(copy))], out, grid.GridOptions(device="cpu", quiet=True)
+    )
     assert "1 finished (skipped)" in capsys.readouterr().out
 
 
@@ -64,5 +68,7 @@ def test_a_folder_without_the_data_identity_is_accepted_unread(finished, monkeyp
         raise AssertionError("data loaded with nothing to compare")
 
     monkeypatch.setattr(grid, "resolve_data", no_loading)
-    grid.run_grid([dataclasses.replace(cfg, data=str(b))], out, device="cpu", quiet=True)
+    grid.run_grid(
+        [dataclasses.replace(cfg, data=str(b))], out, grid.GridOptions(device="cpu", quiet=True)
+    )
     assert "1 finished (skipped)" in capsys.readouterr().out

@@ -145,7 +145,7 @@ def test_jobs_2_on_2_cores_gives_one_thread_per_job(running, synth_tree, cache, 
 
     monkeypatch.setattr(parallel, "run_local", fake_run_local)
     cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce", "dice"), data=str(synth_tree))
-    grid.run_grid(cfgs, tmp_path, device="cpu", quiet=True, jobs=2)
+    grid.run_grid(cfgs, tmp_path, grid.GridOptions(device="cpu", quiet=True, jobs=2))
     assert seen == [(2, 1)]
     first = capsys.readouterr().out.splitlines()[0]
     why = "2 cores split over 2 jobs" if running == 1 else "2 cores, 1 busy with other processes"

@@ -14,6 +14,7 @@ from helpers import model_ckpt, tiny_config
 from seglib.cli import parser, run_configs
 from seglib.engine import checkpoint
 from seglib.engine.grid import ConfigMismatch, check_config
+from seglib.engine.options import FitOptions
 from seglib.engine.train import fit
 from seglib.infer.predict import export_weights
 from seglib.robustness import suite
@@ -24,7 +25,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_refit_trains_on_train_and_val_and_keeps_the_last_epoch(tiny_data, tmp_path):
     data, split, root = tiny_data
     run = tmp_path / "run"
-    result = fit(tiny_config(root, epochs=3, refit=True), data, split, run, quiet=True, tta=False)
+    result = fit(
+        tiny_config(root, epochs=3, refit=True), data, split, run, FitOptions(quiet=True, tta=False)
+    )
     best = checkpoint.load_checkpoint(run / "best.pt")
     last = checkpoint.load_checkpoint(run / "last.pt", "resume")
     assert best["epoch"] == 3
@@ -36,7 +39,13 @@ def test_refit_trains_on_train_and_val_and_keeps_the_last_epoch(tiny_data, tmp_p
     assert "val" not in result and "val" not in json.loads((run / "test.json").read_text())
     # exported alone it is the run to ship; beside another run nothing can choose between them
     assert export_weights(tmp_path, tmp_path / "w.pt") == run
-    fit(tiny_config(root, epochs=1), data, split, tmp_path / "other", quiet=True, tta=False)
+    fit(
+        tiny_config(root, epochs=1),
+        data,
+        split,
+        tmp_path / "other",
+        FitOptions(quiet=True, tta=False),
+    )
     with pytest.raises(ValueError, match="2 runs, refits among them"):
         export_weights(tmp_path, tmp_path / "w.pt")
 
@@ -45,9 +54,9 @@ def test_a_refit_does_not_start_a_run_that_chooses_on_val(tiny_data, tmp_path):
     data, split, root = tiny_data
     init = model_ckpt(tmp_path / "refit.pt", data=str(root), refit=True)
     with pytest.raises(checkpoint.CheckpointError, match=r"refit\.pt: a refit, trained on .*val"):
-        fit(tiny_config(root, init=str(init)), data, split, tmp_path / "a", quiet=True)
+        fit(tiny_config(root, init=str(init)), data, split, tmp_path / "a", FitOptions(quiet=True))
     cfg = tiny_config(root, init=str(init), refit=True, epochs=1)
-    assert fit(cfg, data, split, tmp_path / "b", quiet=True, tta=False)["iou"] >= 0
+    assert fit(cfg, data, split, tmp_path / "b", FitOptions(quiet=True, tta=False))["iou"] >= 0
 
 
 def test_robustness_of_a_refit_only_on_test(tmp_path):

@@ -11,6 +11,7 @@ import torch
 from helpers import crash_at, tiny_config
 
 from seglib.engine import checkpoint
+from seglib.engine.options import FitOptions
 from seglib.engine.train import fit, save_due
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -46,7 +47,13 @@ def _weights(path) -> dict:
 def test_cpu_writes_every_epoch_by_default(tiny_data, tmp_path, monkeypatch):
     data, split, root = tiny_data
     written = _spy(monkeypatch)
-    fit(tiny_config(root, epochs=4), data, split, tmp_path / "run", quiet=True, tta=False)
+    fit(
+        tiny_config(root, epochs=4),
+        data,
+        split,
+        tmp_path / "run",
+        FitOptions(quiet=True, tta=False),
+    )
     assert [e for name, e in written if name == "last.pt"] == [1, 2, 3, 4]
 
 
@@ -55,9 +62,11 @@ def test_sparse_writes_give_the_same_run(tiny_data, tmp_path, monkeypatch):
     until the next write, identical to the every-epoch run's; so are the test metrics."""
     data, split, root = tiny_data
     cfg = tiny_config(root, epochs=6, seed=0, lr=0.02)  # its val IoU peaks at epoch 4
-    every = fit(cfg, data, split, tmp_path / "every", quiet=True, tta=False)
+    every = fit(cfg, data, split, tmp_path / "every", FitOptions(quiet=True, tta=False))
     written = _spy(monkeypatch)
-    sparse = fit(cfg, data, split, tmp_path / "sparse", quiet=True, tta=False, save_share=NEVER)
+    sparse = fit(
+        cfg, data, split, tmp_path / "sparse", FitOptions(quiet=True, tta=False, save_share=NEVER)
+    )
     assert [e for name, e in written if name == "last.pt"] == [1, 6]
     history = json.loads((tmp_path / "sparse" / "history.json").read_text())
     ious = [h["val_iou"] for h in history]
@@ -75,13 +84,15 @@ def test_crash_between_writes_resumes_from_the_last_one(tiny_data, tmp_path, mon
     them and ends bit-identical to an uninterrupted one."""
     data, split, root = tiny_data
     cfg = tiny_config(root, epochs=5, seed=0, lr=0.02)
-    whole = fit(cfg, data, split, tmp_path / "whole", quiet=True, tta=False)
+    whole = fit(cfg, data, split, tmp_path / "whole", FitOptions(quiet=True, tta=False))
     undo = crash_at(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, data, split, tmp_path / "cut", quiet=True, tta=False, save_share=NEVER)
+        fit(cfg, data, split, tmp_path / "cut", FitOptions(quiet=True, tta=False, save_share=NEVER))
     assert checkpoint.load_checkpoint(tmp_path / "cut" / "last.pt", "resume")["epoch"] == 1
     undo()
-    cut = fit(cfg, data, split, tmp_path / "cut", quiet=True, tta=False, save_share=NEVER)
+    cut = fit(
+        cfg, data, split, tmp_path / "cut", FitOptions(quiet=True, tta=False, save_share=NEVER)
+    )
     assert len(json.loads((tmp_path / "cut" / "history.json").read_text())) == 5
     a, b = _weights(tmp_path / "whole" / "best.pt"), _weights(tmp_path / "cut" / "best.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -16,6 +16,7 @@ from seglib import models, store
 from seglib.augment.basic import augment
 from seglib.cli import main
 from seglib.engine import checkpoint
+from seglib.engine.options import FitOptions
 from seglib.engine.train import fit, scheduler
 from seglib.infer.predict import export_weights, load_model
 
@@ -89,7 +90,7 @@ def test_plateau_halves_after_six_epochs_without_gain():
 def test_fit_steps_the_schedule_once_per_epoch(tiny_data, tmp_path):
     data, split, root = tiny_data
     cfg = tiny_config(root, epochs=3, lr=0.01, schedule="cosine")
-    fit(cfg, data, split, tmp_path / "r", quiet=True, tta=False)
+    fit(cfg, data, split, tmp_path / "r", FitOptions(quiet=True, tta=False))
     lrs = [h["lr"] for h in store.read_json(tmp_path / "r" / "history.json")]
     eta = cfg.lr / 50
     want = [eta + (cfg.lr - eta) * (1 + math.cos(math.pi * t / 3)) / 2 for t in range(3)]

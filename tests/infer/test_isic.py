@@ -161,7 +161,9 @@ def test_score_reports_the_official_scorers_numbers(official, tmp_path, monkeypa
     truth file and the prediction ``score --masks`` wrote; IoU and Dice equal its Jaccard and
     Dice wherever the truth is plainly 0/255 (the empty truth and prediction cases included)."""
     from seglib.infer import score as score_module
+    from seglib.infer.options import InferenceOptions
     from seglib.infer.predict import DEFAULT_WEIGHTS
+    from seglib.infer.score import ScoreOutputs
 
     data, written = tmp_path / "data", tmp_path / "pred"
     data.mkdir()
@@ -174,7 +176,12 @@ def test_score_reports_the_official_scorers_numbers(official, tmp_path, monkeypa
     monkeypatch.setattr(
         score_module, "predict_mask", lambda m, c, n, image, **kw: preds[image.shape[:2]]
     )
-    _, rows = score_module.score(DEFAULT_WEIGHTS, data, tta=False, masks=written)
+    _, rows = score_module.score(
+        DEFAULT_WEIGHTS,
+        data,
+        options=InferenceOptions(tta=False),
+        outputs=ScoreOutputs(masks=written),
+    )
     assert len(rows) == len(_cases())
     ambiguous = {"ISIC_0000005", "ISIC_0000009"}  # grey truths: 128 is lesion only for seglib
     for row in rows:

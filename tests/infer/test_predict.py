@@ -23,6 +23,7 @@ from seglib.data.synth import make_synthetic_pairs, synthetic_case
 from seglib.engine import checkpoint
 from seglib.errors import PH2Error
 from seglib.infer import predict as predict_module
+from seglib.infer.options import InferenceOptions
 from seglib.infer.predict import DEFAULT_WEIGHTS, load_model, predict_files, predict_mask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -118,7 +119,7 @@ def test_reduced_large_image_gives_the_full_image_mask(weights, tmp_path, monkey
     image, _ = synthetic_case(seed=4, index=1, shape=(1600, 2400))
     Image.fromarray(image).save(tmp_path / "big.png")
     monkeypatch.setattr(imageio, "MAX_SIDE", 512)
-    predict_files(weights, [tmp_path / "big.png"], tmp_path / "out", tta=False)
+    predict_files(weights, [tmp_path / "big.png"], tmp_path / "out", InferenceOptions(tta=False))
     with Image.open(tmp_path / "out" / "big_mask.png") as im:
         got = np.asarray(im) > 127
     model, cfg, norm = load_model(weights)
@@ -129,7 +130,7 @@ def test_reduced_large_image_gives_the_full_image_mask(weights, tmp_path, monkey
 @pytest.mark.parametrize("shape", [(30, 90), (90, 30), (17, 17), (5, 300)])
 def test_any_aspect_ratio(weights, tmp_path, shape):
     Image.fromarray(pattern(*shape)).save(tmp_path / "x.png")
-    predict_files(weights, [tmp_path / "x.png"], tmp_path, tta=False)
+    predict_files(weights, [tmp_path / "x.png"], tmp_path, InferenceOptions(tta=False))
     with Image.open(tmp_path / "x_mask.png") as im:
         assert im.size == (shape[1], shape[0]) and set(np.unique(np.asarray(im))) <= {0, 255}
 
@@ -175,7 +176,7 @@ def test_mask_write_is_atomic(weights, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Image.Image, "save", crash)
     with pytest.raises(OSError, match="No space left"):
-        predict_files(weights, [tmp_path / "x.png"], out, tta=False)
+        predict_files(weights, [tmp_path / "x.png"], out, InferenceOptions(tta=False))
     assert (out / "x_mask.png").read_bytes() == b"previous mask"
     assert sorted(p.name for p in out.iterdir()) == ["x_mask.png"]  # no temp file left
 
@@ -266,7 +267,7 @@ def test_fast_path_masks_agree_with_the_old_fp32_path(shipped_small, tmp_path, m
     one view per forward, file by file) exactly in fp32, and within IoU 0.995 in bf16."""
     root = make_synthetic_pairs(tmp_path / "d", n=n, seed=3, shape=(150, 200))
     paths = sorted(root.glob("*.jpg"))
-    predict_files(shipped_small, paths, tmp_path / "out", precision=precision)
+    predict_files(shipped_small, paths, tmp_path / "out", InferenceOptions(precision=precision))
     model, cfg, norm = load_model(shipped_small)  # fp32, as loaded
     monkeypatch.setattr(predict_module, "tta_logits", lambda m, x, **kw: view_by_view(m, x))
     for path in paths:

@@ -18,6 +18,7 @@ from seglib.data.ph2 import split_indices
 from seglib.data.synth import make_synthetic_pairs
 from seglib.engine import grid
 from seglib.errors import FolderError
+from seglib.infer.options import InferenceOptions
 from seglib.infer.predict import predict_files
 from seglib.infer.score import mean_ci, score
 from seglib.report.markdown import write_report
@@ -46,7 +47,7 @@ def trained(tmp_path_factory):
             cfgs = grid.configs("smoke", nets=("unet",), losses_=("bce",), epochs=8, batch_size=2, lr=0.01,
                                       size=32, width=4, data=str(root),
                                       split_fractions=[0.5, 0.25, 0.25])  # fmt: skip
-            grid.run_grid(cfgs, tmp / layout, device="cpu", quiet=True)
+            grid.run_grid(cfgs, tmp / layout, grid.GridOptions(device="cpu", quiet=True))
             out[layout] = (root, tmp / layout)
         yield out
     finally:
@@ -70,10 +71,10 @@ def by_hand(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
 def test_score_agrees_with_predicts_masks_scored_by_hand(trained, tmp_path, tta):
     root, results = trained["isic"]
     weights = results / "unet_bce_s0" / "best.pt"
-    source, rows = score(weights, root, tta=tta)
+    source, rows = score(weights, root, options=InferenceOptions(tta=tta))
     images = sorted(root.glob("*.jpg"))
     assert source == "SyntheticISIC" and [r["name"] for r in rows] == [p.stem for p in images]
-    written = predict_files(weights, images, tmp_path / "masks", tta=tta)
+    written = predict_files(weights, images, tmp_path / "masks", InferenceOptions(tta=tta))
     inside = 0
     for row, image, mask in zip(rows, images, written):
         pred = np.asarray(Image.open(mask)) > 127
@@ -132,7 +133,7 @@ def test_score_cli_csv_summary_and_worst_overlays(trained, tmp_path, capsys):
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == [f"case_{i:04d}" for i in range(8)]
     ious = {r["name"]: float(r["iou"]) for r in rows}
-    _, rows_api = score(weights, root, tta=False)
+    _, rows_api = score(weights, root, options=InferenceOptions(tta=False))
     assert [r["iou"] for r in rows_api] == list(ious.values())  # full precision in the CSV
     mean = np.mean(list(ious.values()))
     assert f"IoU               {mean:.3f}  95% CI" in printed and "Student t" in printed
@@ -161,7 +162,7 @@ def test_score_a_ph2_folder_on_the_test_split(trained, synth_tree):
     _, results = trained["isic"]
     said = []
     source, rows = score(results / "unet_bce_s0" / "best.pt", synth_tree, split="test",
-                         tta=False, log=said.append)  # fmt: skip
+                         options=InferenceOptions(tta=False), log=said.append)  # fmt: skip
     names = [f"IMD00{i}" for i in range(1, 7)]
     assert source == "PH2" and said == [
         "PH2: PH2 layout (PH2 Dataset images/IMDnnn/IMDnnn_Dermoscopic_Image/, IMDnnn_lesion/); "
@@ -263,7 +264,7 @@ def test_score_api_without_a_skipped_list_raises_on_the_first_bad_file(trained, 
     data = _five_pairs(root, tmp_path / "bad")
     mask_of_wrong_size(data)
     with pytest.raises(FolderError, match="ISIC_0000002_segmentation.png: mask is 10x10"):
-        score(results / "unet_bce_s0" / "best.pt", data, tta=False)
+        score(results / "unet_bce_s0" / "best.pt", data, options=InferenceOptions(tta=False))
 
 
 def test_synth_layout_cli_and_run_split(tmp_path, capsys, monkeypatch):
@@ -308,7 +309,12 @@ def test_score_skips_a_ph2_case_without_its_mask(trained, synth_tree, tmp_path):
     case = root / "PH2 Dataset images" / "IMD003"
     (case / "IMD003_lesion" / "IMD003_lesion.bmp").unlink()
     skipped: list[str] = []
-    _, rows = score(results / "unet_bce_s0" / "best.pt", root, tta=False, skipped=skipped)
+    _, rows = score(
+        results / "unet_bce_s0" / "best.pt",
+        root,
+        options=InferenceOptions(tta=False),
+        skipped=skipped,
+    )
     assert [r["name"] for r in rows] == ["IMD001", "IMD002", "IMD004", "IMD005", "IMD006"]
     assert skipped == [
         f"{case}: no lesion mask (expected a BMP/PNG/JPEG file in {case / 'IMD003_lesion'}); "

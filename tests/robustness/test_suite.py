@@ -11,6 +11,7 @@ from seglib import models
 from seglib.cli import main
 from seglib.data.synth import synthetic_case
 from seglib.engine.train import RunConfig
+from seglib.infer.options import InferenceOptions
 from seglib.robustness import artefacts, suite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -85,8 +86,12 @@ def test_the_net_sees_each_artefact(synth_tree, ckpt, cache, monkeypatch):
 
 
 def test_each_image_gets_the_same_artefact_whatever_else_runs(synth_tree, ckpt, cache):
-    full = suite.evaluate(ckpt, synth_tree, split="val", tta=False, progress=False)
-    one = suite.evaluate(ckpt, synth_tree, split="val", kinds=["jpeg"], tta=False)
+    full = suite.evaluate(
+        ckpt, synth_tree, split="val", options=InferenceOptions(tta=False), progress=False
+    )
+    one = suite.evaluate(
+        ckpt, synth_tree, split="val", kinds=["jpeg"], options=InferenceOptions(tta=False)
+    )
     assert [r["kind"] for r in one["rows"]] == ["clean", "jpeg"]
     by_kind = {r["kind"]: r for r in full["rows"]}
     assert one["rows"][1]["iou_per_image"] == by_kind["jpeg"]["iou_per_image"]
