@@ -29,6 +29,8 @@ API = {
     "seglib.losses": ["build"],
     "seglib.metrics": ["iou", "dice", "course_score"],
 }  # fmt: skip
+SUBPACKAGES = ("augment", "engine", "infer", "robustness", "report", "figures")
+"""Sub-packages whose ``__all__`` the API page lists, one line each, after the contract."""
 
 
 def _cell(text: str) -> str:
@@ -112,8 +114,9 @@ def _docstring(obj) -> str:
     return re.sub(r":\w+:`~?([^`]+)`", r"\1", text)  # Sphinx roles: their target only
 
 
-def api_markdown(api: dict[str, list[str]] = API) -> str:
-    """The Python API reference page: each name's signature and docstring."""
+def api_markdown(api: dict[str, list[str]] = API, subpackages=SUBPACKAGES) -> str:
+    """The Python API reference page: each name's signature and docstring, then each of
+    ``subpackages``' public names."""
     lines = [NOTICE.format(source="the docstrings"), "", "# Python API", "",
              "The names other code may rely on (DESIGN.md's contract), by module.", ""]  # fmt: skip
     for module, names in api.items():
@@ -123,6 +126,16 @@ def api_markdown(api: dict[str, list[str]] = API) -> str:
             obj = getattr(mod, name)
             head = f"### `{module}.{name}({_signature(obj)})`"
             lines += [head, "", "```text", _docstring(obj), "```", ""]
+    if subpackages:
+        lines += ["## The sub-packages' public names", "",
+                  "Each sub-package's `__all__`, with the first line of each docstring.", ""]  # fmt: skip
+    for sub in subpackages:
+        mod = importlib.import_module(f"seglib.{sub}")
+        lines += [f"### `seglib.{sub}`", "", _docstring(mod).split("\n\n")[0], ""]
+        for name in mod.__all__:
+            first = _docstring(getattr(mod, name)).split("\n\n")[0].replace("\n", " ")
+            lines.append(f"- `{name}`: {first}")
+        lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 

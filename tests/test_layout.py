@@ -172,3 +172,38 @@ def test_cli_and_worker_start_without_torch(code):
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+SUBPACKAGES = ("augment", "data", "engine", "figures", "infer", "report", "robustness")
+
+
+@pytest.mark.parametrize("name", SUBPACKAGES)
+def test_each_subpackage_names_its_public_api(name):
+    """``__all__`` lists names that resolve, each function or class documented and defined in a
+    module of that sub-package (or :mod:`seglib.errors`), none shadowed by a submodule of the
+    same name; an unknown name is an AttributeError."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    package = importlib.import_module(f"seglib.{name}")
+    for sub in pkgutil.iter_modules(package.__path__):  # a submodule, once imported, shadows
+        importlib.import_module(f"seglib.{name}.{sub.name}")
+    assert package.__all__ and len(set(package.__all__)) == len(package.__all__)
+    for attr in package.__all__:
+        obj = getattr(package, attr)
+        assert not inspect.ismodule(obj), f"seglib.{name}.{attr} is a module"
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+            continue  # a constant
+        assert inspect.getdoc(obj), f"seglib.{name}.{attr} has no docstring"
+        home = getattr(obj, "__module__", "")
+        assert home.startswith(f"seglib.{name}.") or home == "seglib.errors", (attr, home)
+    with pytest.raises(AttributeError):
+        package.no_such_name  # noqa: B018
+
+
+def test_importing_a_subpackage_loads_no_torch():
+    probe = "import sys, seglib.engine, seglib.infer, seglib.report; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

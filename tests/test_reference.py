@@ -79,11 +79,17 @@ def test_api_section_written_out(monkeypatch):
     module = types.ModuleType("toymod")
     module.documented = documented
     monkeypatch.setitem(sys.modules, "toymod", module)
-    text = reference.api_markdown({"toymod": ["documented"]})
+    text = reference.api_markdown({"toymod": ["documented"]}, subpackages=())
     assert text.endswith(
         "## `toymod`\n\n### `toymod.documented(x, y=2, *rest, **kw)`\n\n```text\n"
         "Add x and ``y``.\n\nArgs:\n    x: a number.\n```\n"
     )
+
+
+def test_subpackage_names_listed_with_their_first_docstring_line():
+    text = reference.api_markdown({}, subpackages=("infer",))
+    assert "### `seglib.infer`" in text
+    assert "- `predict_files`: Write ``<out>/<stem>_mask.png`` (0/255" in text
 
 
 def test_check_reports_a_stale_folder_then_writing_fixes_it(tmp_path, capsys):
