@@ -218,7 +218,19 @@ def _row(p: folder.Pair, pred: np.ndarray, gray: np.ndarray) -> dict:
     challenge = isic.image_metrics(pred, isic.binarise(gray))
     return {"name": p.name, **{k: _short(v[0]) for k, v in m.items()},
             **{k: challenge[k] for k in ISIC_COLUMNS},
-            "image": str(p.image), "mask": str(p.mask)}  # fmt: skip
+            "image": shown_path(p.image), "mask": shown_path(p.mask)}  # fmt: skip
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as the CSV names it: a file extracted from an archive into the cache by its
+    path inside the archive (no machine path), any other file as given."""
+    from seglib.data.cache import cache_dir
+
+    try:
+        inside = Path(path).resolve().relative_to((cache_dir() / "extracted").resolve())
+    except ValueError:
+        return str(path)
+    return Path(*inside.parts[1:]).as_posix()  # without the extraction folder's key
 
 
 def _read_pair(p: folder.Pair) -> tuple[np.ndarray, np.ndarray]:

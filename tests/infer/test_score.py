@@ -320,3 +320,26 @@ def test_score_skips_a_ph2_case_without_its_mask(trained, synth_tree, tmp_path):
         f"{case}: no lesion mask (expected a BMP/PNG/JPEG file in {case / 'IMD003_lesion'}); "
         "restore it from the PH2 archive, or remove the case folder"
     ]
+
+
+def test_csv_names_an_archived_file_by_its_path_inside_the_archive(trained, tmp_path, monkeypatch):
+    """A dataset given as an archive is extracted into the cache; the CSV names each file by
+    its path inside the archive, never the cache's machine path. A folder's files keep theirs."""
+    import tarfile
+
+    root, results = trained["folders"]
+    weights = results / "unet_bce_s0" / "best.pt"
+    archive = tmp_path / "lesions.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(root, arcname="lesions")
+    monkeypatch.setenv("SEGLIB_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "s.csv"
+    assert main(["score", "--data", str(archive), "--weights", str(weights), "--out", str(out),
+                 "--no-tta"]) == 0  # fmt: skip
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["image"] == "lesions/images/case_0000.png"
+    assert rows[0]["mask"] == "lesions/masks/case_0000.png"
+    assert str(tmp_path) not in out.read_text()
+    _, direct = score(weights, root, options=InferenceOptions(tta=False))
+    assert direct[0]["image"] == str(root / "images" / "case_0000.png")
