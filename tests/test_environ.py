@@ -95,4 +95,25 @@ def test_running_tasks_reads_proc_loadavg(monkeypatch, tmp_path):
         "builtins.open",
         lambda p, *a, **k: real_open(fake if p == "/proc/loadavg" else p, *a, **k),
     )
-    assert environ.running_tasks() == 3
+    monkeypatch.setattr(environ, "own_running", lambda: 1)
+    assert environ.running_tasks(samples=1) == 3
+    monkeypatch.setattr(environ, "own_running", lambda: 2)  # one of ours finishing its work
+    assert environ.running_now() == 2
+
+
+def test_own_running_counts_this_process_threads_in_state_r(tmp_path):
+    for tid, state in [("11", "R"), ("12", "S"), ("13", "R"), ("14", "D")]:
+        (tmp_path / tid).mkdir()
+        (tmp_path / tid / "stat").write_text(f"{tid} (python (x)) {state} 1 2 3\n")
+    assert environ.own_running(str(tmp_path)) == 2
+    assert environ.own_running(str(tmp_path / "none")) == 1
+    assert environ.own_running() >= 1  # this process, read for real
+
+
+def test_running_tasks_is_the_least_of_its_readings(monkeypatch):
+    """A task that runs for an instant shows in one reading, a compute process in every one."""
+    readings = iter([2, 1, 3, 2])
+    monkeypatch.setattr(environ, "running_now", lambda: next(readings))
+    assert environ.running_tasks(samples=4, interval=0) == 1
+    readings = iter([2, 2, 3])
+    assert environ.running_tasks(samples=3, interval=0) == 2
