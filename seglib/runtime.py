@@ -20,8 +20,12 @@ processes sharing the cores 6-12x, so :func:`~seglib.environ.quiet_openmp` sets
 threads are not enough: more threads than cores collapses bf16 training on an Intel Xeon with AMX
 (2 cores, EffUNet at 192 px, batch 8: one process with 2 threads 80 ms/img; two such processes side
 by side 255 ms/img each, 3.2x slower, 1.6x worse than sharing the cores ideally; two processes
-with 1 thread each 135 ms/img each, the ideal). So the free cores are split: a process asks for
-the cores that other runnable processes leave free (the kernel's running count), ``--jobs N``
+with 1 thread each 135 ms/img each, the ideal). It is the AMX kernels: with them turned off
+(``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``) a bf16 pair with 2 threads each shares the cores
+normally (``seglib bench --sections side``: 0.94x of ideal against 2.51x with AMX;
+benchmarks/README.md). So the free cores are split: a process asks for
+the cores that other runnable processes leave free (the kernel's running count less this
+process's own threads, the least of a few readings), ``--jobs N``
 gives each job ``cores // N``, and ``--threads`` or ``OMP_NUM_THREADS`` always wins. A process
 that started alone keeps its threads when another one starts later: give every process that runs
 beside another ``--threads 1`` (docs/reference/usage.md, "Running several things at once").

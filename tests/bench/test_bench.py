@@ -57,7 +57,8 @@ def test_bench_predict_section(tmp_path, capsys):
     row each (img/s, CPU%), and a ratio line saying whether their masks agree (the shipped
     net at a 64 px training size, so that its masks are lesions, not noise)."""
     ckpt = checkpoint.load_checkpoint(DEFAULT_WEIGHTS, "model")
-    ckpt["config"] = {**ckpt["config"], "size": 64}
+    ckpt["config"] = {**ckpt["config"], "size": 64, "pipeline": "robust"}
+    net, width = ckpt["config"]["net"], ckpt["config"]["width"]
     weights = tmp_path / "w.pt"
     checkpoint.save(weights, ckpt)
     argv = ["--sections", "predict", "--weights", str(weights), "--images", "2"]
@@ -65,7 +66,7 @@ def test_bench_predict_section(tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert re.search(
-        r"^# predict: w.pt \(unet width 16, robust pipeline, input sides 64,96\)", out, re.M
+        rf"^# predict: w.pt \({net} width {width}, robust pipeline, input sides 64,96\)", out, re.M
     )
     assert re.search(r"^predict today +\d+\.\d\d +\d+%  fp32 +contiguous +1$", out, re.M), out
     assert re.search(r"^predict fast +\d+\.\d\d +\d+%  (fp32|bf16) +channels-last +8$", out, re.M)
