@@ -7,16 +7,17 @@ from __future__ import annotations
 import importlib
 
 
-def lazy(package: str, names: dict[str, str]):
-    """``(__getattr__, __dir__)`` for ``package`` whose public ``names`` map to the submodule
-    (relative to ``package``) that defines each."""
+def lazy(package: str, modules: dict[str, tuple[str, ...]]):
+    """``(__all__, __getattr__, __dir__)`` for ``package``: ``modules`` maps each submodule
+    (relative to ``package``) to the public names it defines."""
+    home = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str):
-        if name not in names:
+        if name not in home:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{names[name]}"), name)
+        return getattr(importlib.import_module(f"{package}.{home[name]}"), name)
 
     def __dir__() -> list[str]:
-        return sorted(names)
+        return sorted(home)
 
-    return __getattr__, __dir__
+    return sorted(home), __getattr__, __dir__

@@ -1,25 +1,18 @@
 """Training: run configs, the training loop, evaluation, checkpoints, the grid.
-
-The names below are the public API; each loads its module on first use
-(:func:`seglib.exports.lazy`)."""
+Public names: ``__all__``, each loaded on first use."""
 
 from seglib.exports import lazy
 
-_NAMES = {
-    "RunConfig": "train",
-    "fit": "train",
-    "FitOptions": "options",
-    "GridOptions": "options",
-    "configs": "grid",
-    "run_grid": "grid",
-    "retest": "grid",
-    "evaluate_checkpoint": "evaluate",
-    "load_checkpoint": "checkpoint",
-    "build_model": "checkpoint",
-    "RunFailed": "failures",
-    "GridFailed": "failures",
-    "ConfigMismatch": "guard",
-    "RunLocked": "runlock",
-}
-__all__ = sorted(_NAMES)
-__getattr__, __dir__ = lazy(__name__, _NAMES)
+__all__, __getattr__, __dir__ = lazy(
+    __name__,
+    {
+        "train": ("RunConfig", "fit"),
+        "options": ("FitOptions", "GridOptions"),
+        "grid": ("configs", "run_grid", "retest"),
+        "evaluate": ("evaluate_checkpoint",),
+        "checkpoint": ("load_checkpoint", "build_model"),
+        "failures": ("RunFailed", "GridFailed"),
+        "guard": ("ConfigMismatch",),
+        "runlock": ("RunLocked",),
+    },
+)

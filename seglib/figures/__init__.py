@@ -1,17 +1,15 @@
 """The report's figures: curves, intervals, prediction examples, worst images.
-
-The names below are the public API; each loads its module on first use
-(:func:`seglib.exports.lazy`)."""
+Public names: ``__all__``, each loaded on first use."""
 
 from seglib.exports import lazy
 
-_NAMES = {
-    "write_all": "curves",
-    "write_predictions": "examples",
-    "plot_predictions": "predictions",
-    "interval_figure": "intervals",
-    "per_image_figure": "intervals",
-    "worst_page": "worst",
-}
-__all__ = sorted(_NAMES)
-__getattr__, __dir__ = lazy(__name__, _NAMES)
+__all__, __getattr__, __dir__ = lazy(
+    __name__,
+    {
+        "curves": ("write_all",),
+        "examples": ("write_predictions",),
+        "predictions": ("plot_predictions",),
+        "intervals": ("interval_figure", "per_image_figure"),
+        "worst": ("worst_page",),
+    },
+)

@@ -1,22 +1,22 @@
 """Inference: predict, the post-processing pipelines, export (weights, ONNX); scoring against
 expert masks is ``seglib.infer.score.score`` (its module shares the name).
-
-The names below are the public API; each loads its module on first use
-(:func:`seglib.exports.lazy`)."""
+Public names: ``__all__``, each loaded on first use."""
 
 from seglib.exports import lazy
 
-_NAMES = {
-    "InferenceOptions": "options",
-    "ScoreOutputs": "score",
-    "load_model": "predict",
-    "predict_mask": "predict",
-    "predict_files": "predict",
-    "PredictFailed": "predict",
-    "export_weights": "predict",
-    "Pipeline": "postprocess",
-    "export_onnx": "onnx_export",
-    "export_checkpoint": "onnx_export",
-}
-__all__ = sorted(_NAMES)
-__getattr__, __dir__ = lazy(__name__, _NAMES)
+__all__, __getattr__, __dir__ = lazy(
+    __name__,
+    {
+        "options": ("InferenceOptions",),
+        "score": ("ScoreOutputs",),
+        "predict": (
+            "load_model",
+            "predict_mask",
+            "predict_files",
+            "PredictFailed",
+            "export_weights",
+        ),
+        "postprocess": ("Pipeline",),
+        "onnx_export": ("export_onnx", "export_checkpoint"),
+    },
+)

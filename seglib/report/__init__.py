@@ -1,16 +1,13 @@
 """The study's report: statistics, tables, the summary, comparisons.
-
-The names below are the public API; each loads its module on first use
-(:func:`seglib.exports.lazy`)."""
+Public names: ``__all__``, each loaded on first use."""
 
 from seglib.exports import lazy
 
-_NAMES = {
-    "write_report": "markdown",
-    "mean_interval": "stats",
-    "paired": "stats",
-    "differences": "compare",
-    "compare_markdown": "compare",
-}
-__all__ = sorted(_NAMES)
-__getattr__, __dir__ = lazy(__name__, _NAMES)
+__all__, __getattr__, __dir__ = lazy(
+    __name__,
+    {
+        "markdown": ("write_report",),
+        "stats": ("mean_interval", "paired"),
+        "compare": ("differences", "compare_markdown"),
+    },
+)
