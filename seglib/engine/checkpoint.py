@@ -175,6 +175,11 @@ def init_weights(path: Path, model: torch.nn.Module, cfg) -> torch.Tensor:
             "checkpoint on images its start has learnt (fine-tune it with --refit, or start from "
             "a model trained without --refit)"
         )
+    if (was_colour := was.get("colour", "none")) != cfg.colour:
+        raise CheckpointError(
+            f"{path}: trained on inputs with colour correction {was_colour!r}, this run asks for "
+            f"{cfg.colour!r}: the weights expect the inputs they learnt from (--colour {was_colour})"
+        )
     model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
     return ckpt["norm"].float()
 

@@ -9,7 +9,7 @@ import torch
 
 from seglib import losses, metrics, models, store
 from seglib.augment.tta import tta_logits
-from seglib.data import multi
+from seglib.data import colour, multi
 from seglib.engine import checkpoint
 from seglib.runtime import Runtime, runtime
 
@@ -93,7 +93,8 @@ def evaluate_checkpoint(
     ckpt, model, loss_fn, norm = _load_best(out_dir / "best.pt", rt)
     refit = ckpt["config"].get("refit")
     _, va, te = (torch.as_tensor(s, dtype=torch.long) for s in split)
-    images, masks = rt.resident(data.images), rt.resident(data.masks)
+    images = rt.resident(colour.correct_uint8(data.images, colour.of(ckpt["config"])))
+    masks = rt.resident(data.masks)
 
     def run(idx, with_tta):
         idx = idx.to(images.device)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from seglib import losses, models, store
 from seglib.augment.basic import augment
 from seglib.augment.strong import PATCHES, augment_strong
-from seglib.data import multi
+from seglib.data import colour, multi
 from seglib.data.identity import identity
 from seglib.engine import checkpoint, failures
 from seglib.engine.evaluate import batches, evaluate, evaluate_checkpoint, prepare
@@ -55,6 +55,7 @@ class RunConfig:
     init: str | None = None  # a model checkpoint whose weights (and norm) start the run
     swa: int = 0  # best.pt = the average of the weights of the last ``swa`` epochs (0: off)
     refit: bool = False  # train on train + val; best.pt = the last epoch (or the swa average)
+    colour: str = "none"  # the input's colour correction (seglib.data.colour): "none" | "sog"
     preset: str = "custom"
 
     def to_dict(self) -> dict:
@@ -221,7 +222,7 @@ def fit(cfg: RunConfig, data, split, out_dir: Path, options: FitOptions | None =
     rt = runtime(o.device, o.precision)
     t = _build(cfg, rt)
     d = _training_data(cfg, data, split, rt)
-    norm = _input_norm(cfg, data, d.tr, t.model, rt)
+    norm = _input_norm(cfg, d.images, d.tr, t.model, rt)
     t.swa = averaged(t.model) if cfg.swa else None
     last = out_dir / "last.pt"
     history, best, start = checkpoint.resume(last, t.model, t.opt, t.sched, t.gen, t.scaler, t.swa)
@@ -287,19 +288,21 @@ def _training_data(cfg: RunConfig, data, split, rt: Runtime) -> _Data:
         tr = torch.cat([tr, va])
     tr = torch.as_tensor(multi.weighted(data, tr.numpy(), cfg.data_weights), dtype=torch.long)
     described = multi.describe(data, split, with_names=True)
-    images, masks = rt.resident(data.images), rt.resident(data.masks)
+    images = rt.resident(colour.correct_uint8(data.images, cfg.colour))
+    masks = rt.resident(data.masks)
     val_images, val_masks = images[va.to(images.device)], masks[va.to(masks.device)]
     return _Data(images, masks, tr, va, val_images, val_masks, described)
 
 
-def _input_norm(cfg: RunConfig, data, tr: torch.Tensor, model, rt: Runtime) -> torch.Tensor:
-    """ImageNet's for a pretrained encoder, else the train images'; ``cfg.init``: the init's."""
+def _input_norm(cfg: RunConfig, images, tr: torch.Tensor, model, rt: Runtime) -> torch.Tensor:
+    """ImageNet's for a pretrained encoder, else the train ``images``' (as the net sees them:
+    colour-corrected); ``cfg.init``: the init's."""
     if cfg.net in models.PRETRAINED:
         from seglib.pretrained import imagenet_norm
 
         norm = imagenet_norm().to(rt.device)
     else:
-        norm = norm_stats(data.images[tr]).to(rt.device)
+        norm = norm_stats(images[tr.to(images.device)]).to(rt.device)
     if cfg.init:
         norm = checkpoint.init_weights(Path(cfg.init), model, cfg).to(rt.device)
     return norm

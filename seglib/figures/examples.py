@@ -8,6 +8,7 @@ import torch
 
 from seglib import store
 from seglib.augment.tta import tta_logits
+from seglib.data import colour
 from seglib.data.ph2 import split_indices
 from seglib.data.synth import is_synthetic
 from seglib.figures.predictions import plot_predictions
@@ -52,7 +53,7 @@ def write_predictions(
         for r in group:
             model, rcfg, norm = load_model(r["dir"] / "best.pt", device)
             with torch.inference_mode():
-                x = images.float().div(255).to(device)
+                x = colour.correct_uint8(images, colour.of(rcfg)).float().div(255).to(device)
                 maps = 8 if r["test"].get("tta") else 1
                 logits = tta_logits(model, (x - norm[0]) / norm[1], maps=maps)
                 preds[f"{net}+{rcfg['loss']}"] = (logits > 0).cpu()

@@ -1,7 +1,7 @@
 """The shipped net as ONNX: run it without torch (onnxruntime, or any ONNX runtime).
 
-The graph takes ``image``: float32 (B, 3, H, W) RGB in [0, 1] (the checkpoint's input
-normalisation is inside the graph) and returns ``logits`` (B, 1, H, W); a pixel is lesion where
+The graph takes ``image``: float32 (B, 3, H, W) RGB in [0, 1] (the checkpoint's input colour
+correction, :mod:`seglib.data.colour`, and its normalisation are inside the graph) and returns ``logits`` (B, 1, H, W); a pixel is lesion where
 its logit is > 0. Batch, height and width are dynamic; height and width must be multiples of
 :func:`multiple` (32 for the pretrained net). The plain pipeline with it (what
 :func:`predict_plain` does, and ``seglib predict --no-tta --pipeline plain``): resize the image
@@ -22,29 +22,32 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seglib import store
+from seglib import models, store
+from seglib.data import colour
 from seglib.data.imageio import upsample_mask
 
 OPSET = 17
 
 
 class Normalised(torch.nn.Module):
-    """``net((x - mean) / std)``: the net with its input normalisation, for export."""
+    """``net((correct(x) - mean) / std)``: the net with its input's colour correction
+    (:mod:`seglib.data.colour`) and normalisation, for export."""
 
-    def __init__(self, net: torch.nn.Module, norm: torch.Tensor):
+    def __init__(self, net: torch.nn.Module, norm: torch.Tensor, colour_: str = "none"):
         super().__init__()
         self.net = net
+        self.colour = colour.check(colour_)
         self.register_buffer("mean", norm[0].reshape(1, 3, 1, 1).float())
         self.register_buffer("std", norm[1].reshape(1, 3, 1, 1).float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.mean) / self.std)
+        return self.net((colour.correct(x, self.colour) - self.mean) / self.std)
 
 
 def multiple(cfg: dict) -> int:
     """The side every input must be a multiple of: 32 for the pretrained net (its encoder's
     stride), ``2**depth`` for the nets trained from scratch."""
-    return 32 if cfg["net"] == "effunet" else 2 ** int(cfg["depth"])
+    return 32 if cfg["net"] in models.PRETRAINED else 2 ** int(cfg["depth"])
 
 
 def export_onnx(model: torch.nn.Module, cfg: dict, norm: torch.Tensor, path: Path) -> Path:
@@ -54,7 +57,7 @@ def export_onnx(model: torch.nn.Module, cfg: dict, norm: torch.Tensor, path: Pat
     import onnx  # the exporter's own dependency; an extra: pip install seglib[export]
 
     net = getattr(model, "unet", model)  # the pretrained net's own padding is left to callers
-    wrapped = Normalised(net, norm).eval()
+    wrapped = Normalised(net, norm, colour.of(cfg)).eval()
     side = int(cfg["size"])
     axes = {0: "batch", 2: "height", 3: "width"}
     path = Path(path)
@@ -67,6 +70,7 @@ def export_onnx(model: torch.nn.Module, cfg: dict, norm: torch.Tensor, path: Pat
                           dynamic_axes={"image": axes, "logits": axes})  # fmt: skip
     proto = onnx.load(str(tmp))
     meta = {"size": str(side), "multiple": str(multiple(cfg)), "net": cfg["net"],
+            "colour": colour.of(cfg),
             "input": "RGB float32 NCHW in [0, 1]", "output": "logits, lesion where > 0"}  # fmt: skip
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from seglib.augment.tta import tta_logits
+from seglib.data import colour
 from seglib.data.imageio import draw_outline, read_image, upsample_mask, write_png
 from seglib.engine import checkpoint
 from seglib.errors import PH2Error, SomeFilesFailed
@@ -83,27 +84,28 @@ def as_given(norm: torch.Tensor) -> Runtime:
 
 
 def _net_logits(
-    model, norm: torch.Tensor, image: np.ndarray, side: int, tta: bool, rt: Runtime
+    model, norm: torch.Tensor, image: np.ndarray, side: int, tta: bool, rt: Runtime, col: str
 ) -> torch.Tensor:
-    """(side, side) logits of ``image`` (h,w,3 uint8) resized to a ``side`` square, the net run
-    in ``rt``'s precision and memory format (the TTA views batched)."""
+    """(side, side) logits of ``image`` (h,w,3 uint8) resized to a ``side`` square and colour
+    corrected by ``col`` as training was (:mod:`seglib.data.colour`, on the resized input), the
+    net run in ``rt``'s precision and memory format (the TTA views batched)."""
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255)
     x = F.interpolate(x.to(norm.device), size=(side, side), mode="bilinear", antialias=True,
                       align_corners=False)  # fmt: skip
-    x = rt.format((x - norm[0]) / norm[1])
+    x = rt.format((colour.correct(x, col) - norm[0]) / norm[1])
     with rt.autocast():
         y = tta_logits(model, x, batch=rt.infer_batch) if tta else model(x)
     return y[0, 0].float().cpu()
 
 
-def _frame_logits(model, norm, image, sides: list[int], tta: bool, rt: Runtime) -> np.ndarray:
+def _frame_logits(model, norm, image, sides: list[int], tta: bool, rt: Runtime, col: str):
     """Mean logits of ``image`` over inputs of each of ``sides``, at the image's own resolution
-    (bilinear from each square). The sides are separate forwards: a fully convolutional net
+    (bilinear from each square); ``col``: as in :func:`_net_logits`. The sides are separate forwards: a fully convolutional net
     would see the smaller input zero-padded in a shared batch (other logits), at 2.25x its
     cost at the shipped 192 and 288 px."""
     total = 0
     for side in sides:
-        small = _net_logits(model, norm, image, side, tta, rt)[None, None]
+        small = _net_logits(model, norm, image, side, tta, rt, col)[None, None]
         total = total + F.interpolate(small, size=image.shape[:2], mode="bilinear",
                                       align_corners=False)  # fmt: skip
     return (total / len(sides))[0, 0].numpy()
@@ -117,7 +119,8 @@ def first_pass(model, cfg, norm, image, p: pipe.Pipeline, tta: bool = True, rt=N
     if p.exposure:
         target = float(norm[0].flatten().cpu().numpy() @ pipe.LUMA) * 255
         image = pipe.apply_gain(image, pipe.exposure_gain(image, target, p.exposure_band))
-    return image, _frame_logits(model, norm, image, pipe.input_sides(cfg["size"], p), tta, rt)
+    sides = pipe.input_sides(cfg["size"], p)
+    return image, _frame_logits(model, norm, image, sides, tta, rt, colour.of(cfg))
 
 
 @torch.inference_mode()
@@ -146,7 +149,8 @@ def predict_mask(
     out_size = tuple(out_size or image.shape[:2])
     sides = pipe.input_sides(cfg["size"], p)
     if p == pipe.PIPELINES["plain"]:
-        return upsample_mask(_net_logits(model, norm, image, sides[0], tta, rt).numpy(), out_size)
+        logits = _net_logits(model, norm, image, sides[0], tta, rt, colour.of(cfg))
+        return upsample_mask(logits.numpy(), out_size)
     image, logits = first_pass(model, cfg, norm, image, p, tta, rt)
     weight = pipe.component_weight(logits, p.component) if p.largest else None
     mask = logits > 0
@@ -156,7 +160,8 @@ def predict_mask(
     window = region is not None and pipe.zoom_window(region, p.zoom, p.zoom_max, p.zoom_min)
     if window:
         top, left, h, w = window
-        crop = _frame_logits(model, norm, image[top : top + h, left : left + w], sides, tta, rt)
+        crop = image[top : top + h, left : left + w]
+        crop = _frame_logits(model, norm, crop, sides, tta, rt, colour.of(cfg))
         logits = np.full(logits.shape, -1e4, np.float32)  # the lesion is inside the window
         logits[top : top + h, left : left + w] = crop
         weight = pipe.component_weight(logits, p.component) if p.largest else None

@@ -33,6 +33,7 @@ DISPLAY = {
     "unet": "UNet",
     "unet2": "UNet2",
     "effunet": "EffUNet",
+    "effunet_lite2": "EffUNet-Lite2",
     "bce": "BCE",
     "dice": "Dice",
     "focal": "Focal",
