@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NAMES = ("segnet", "unet", "unet2", "effunet", "effunet_lite2")
+STUDY_NETS = ("segnet", "unet", "unet2", "effunet")  # the course study's grid
+NAMES = (*STUDY_NETS, "effunet_lite2")
 PRETRAINED = (
     "effunet",
     "effunet_lite2",

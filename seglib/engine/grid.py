@@ -38,7 +38,7 @@ __all__ = [
     "split_identity",
 ]
 
-NETS = ("segnet", "unet", "unet2", "effunet")  # the study's; models.NAMES has more
+NETS = models.STUDY_NETS
 LOSSES = ("bce", "dice", "focal", "correlation")
 
 

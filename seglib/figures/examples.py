@@ -53,7 +53,7 @@ def write_predictions(
         for r in group:
             model, rcfg, norm = load_model(r["dir"] / "best.pt", device)
             with torch.inference_mode():
-                x = colour.correct_uint8(images, colour.of(rcfg)).float().div(255).to(device)
+                x = colour.correct(images.float().div(255).to(device), colour.of(rcfg))
                 maps = 8 if r["test"].get("tta") else 1
                 logits = tta_logits(model, (x - norm[0]) / norm[1], maps=maps)
                 preds[f"{net}+{rcfg['loss']}"] = (logits > 0).cpu()
